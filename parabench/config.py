@@ -222,3 +222,14 @@ class RunOptions:
     telemetry: bool = True
     progress: bool = True
     extra: dict = field(default_factory=dict)
+
+
+def sweep_from_dict(d: dict) -> Sweep:
+    """Inverse of Sweep.to_dict (used to resume a stored run)."""
+    d = dict(d)
+    overrides = d.pop("depth_overrides", {}) or {}
+    for k in _TOML_TUPLE_FIELDS:
+        if k in d:
+            d[k] = tuple(d[k])
+    d["depth_overrides"] = tuple((f, tuple(v)) for f, v in overrides.items())
+    return Sweep(**d)

@@ -1,0 +1,150 @@
+"""Family name + depth -> nn.Module, and what each model costs (parameters, FLOPs).
+
+Every model is built through timm's registry, the way users build them:
+- `paraformer-loop` / `paraformer-fused`: Para-Former with K = depth branches of depth 1
+  ("K layers" in the paper's sense), run branch after branch or fused into one pass.
+- `vit`: timm's serial VisionTransformer at the same width, `depth` blocks.
+- `vit-parallel`: timm's ParallelThingsBlock ViT (the `vit_small_patch16_18x2_224`
+  design); depth counts sequential blocks, each holding two parallel attention and
+  two parallel MLP branches, so its FLOPs equal a serial ViT of depth 2 x depth.
+- `resnet`: timm ResNet; depth is the conventional layer count. 18/34/50/101/152 are
+  the standard nets; another depth d builds BasicBlocks (d < 50, d = 2*blocks + 2) or
+  Bottlenecks (d >= 50, d = 3*blocks + 2) spread evenly over the four stages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .config import FAMILIES, RESNET_STANDARD_DEPTHS
+from .errors import UsageError
+
+__all__ = ["WIDTHS", "Width", "build", "check", "model_info", "resnet_layers"]
+
+
+@dataclass(frozen=True)
+class Width:
+    """Transformer width shared by every transformer family, so that they compare at
+    equal width (and so equal FLOPs per layer)."""
+
+    dim: int
+    heads: int
+    head_dim: int
+    mlp_dim: int
+    patch: int
+    num_classes: int
+
+
+WIDTHS = {
+    # For CPU sweeps and tests: a few ms per forward on 2 cores at 32x32.
+    "tiny": Width(dim=64, heads=2, head_dim=32, mlp_dim=256, patch=8, num_classes=10),
+    # ViT-S, the width of `vit_small_patch16_224`.
+    "paper": Width(dim=384, heads=6, head_dim=64, mlp_dim=1536, patch=16, num_classes=1000),
+}
+
+_RESNET_BLOCKS = {18: "basic", 34: "basic", 50: "bottleneck", 101: "bottleneck", 152: "bottleneck"}
+_RESNET_LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),
+                  152: (3, 8, 36, 3)}
+
+
+def resnet_layers(depth: int) -> tuple[str, tuple[int, int, int, int]]:
+    """(block kind, blocks per stage) for a ResNet of `depth` layers."""
+    if depth in RESNET_STANDARD_DEPTHS:
+        return _RESNET_BLOCKS[depth], _RESNET_LAYERS[depth]
+    kind, per_block = ("basic", 2) if depth < 50 else ("bottleneck", 3)
+    blocks, rem = divmod(depth - 2, per_block)
+    if rem or blocks < 4:
+        raise UsageError(
+            f"resnet depth {depth} is not buildable: use {', '.join(map(str, RESNET_STANDARD_DEPTHS))}"
+            f" or 2*blocks+2 (>= 10, basic blocks) below 50, 3*blocks+2 from 50 up"
+        )
+    base, extra = divmod(blocks, 4)
+    # extra blocks go to the third stage first, as the standard deep ResNets do
+    layers = [base] * 4
+    for i in (2, 1, 3, 0)[:extra]:
+        layers[i] += 1
+    return kind, tuple(layers)
+
+
+def check(family: str, depth: int, width: str, img_size: int) -> Width:
+    """Raise UsageError if this model cannot be built; cheap (builds nothing)."""
+    if family not in FAMILIES:
+        raise UsageError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
+    if depth < 1:
+        raise UsageError(f"depth must be >= 1, got {depth}")
+    if width not in WIDTHS:
+        raise UsageError(f"unknown width {width!r}; choose from {', '.join(WIDTHS)}")
+    w = WIDTHS[width]
+    if family != "resnet" and img_size % w.patch:
+        raise UsageError(f"image size {img_size} is not divisible by the patch size {w.patch}")
+    if family == "resnet":
+        resnet_layers(depth)
+    return w
+
+
+def _create(name: str, **kwargs):
+    import timm
+
+    try:
+        return timm.create_model(name, pretrained=False, **kwargs)
+    except ValueError as e:  # Para-Former's argument checks
+        raise UsageError(str(e)) from None
+
+
+def build(family: str, depth: int, *, width: str = "tiny", img_size: int = 32,
+          device: str = "cpu", dtype=None):
+    """Build the model in eval mode on `device`, cast to `dtype` (default float32)."""
+    w = check(family, depth, width, img_size)
+    if family.startswith("paraformer"):
+        import paraformer  # noqa: F401  (registers the Para-Former entrypoints with timm)
+
+        model = _create(
+            "paraformer_small_patch16_224", img_size=img_size, patch_size=w.patch,
+            num_classes=w.num_classes, embed_dim=w.dim, num_heads=w.heads, head_dim=w.head_dim,
+            mlp_dim=w.mlp_dim, num_branches=depth, branch_depth=1,
+            execution=family.split("-", 1)[1],
+        )
+    elif family in ("vit", "vit-parallel"):
+        if w.dim != w.heads * w.head_dim:
+            raise UsageError(f"width {width!r}: timm ViT needs dim == heads * head_dim")
+        name = "vit_small_patch16_224" if family == "vit" else "vit_small_patch16_18x2_224"
+        model = _create(
+            name, depth=depth, img_size=img_size, patch_size=w.patch, num_classes=w.num_classes,
+            embed_dim=w.dim, num_heads=w.heads, mlp_ratio=w.mlp_dim / w.dim,
+        )
+    else:
+        kind, layers = resnet_layers(depth)
+        model = _create("resnet18" if kind == "basic" else "resnet50", layers=layers,
+                        num_classes=w.num_classes)
+    model.eval()
+    import torch
+
+    return model.to(device=device, dtype=dtype or torch.float32)
+
+
+def _analytic_flops(family: str, depth: int, w: Width, img_size: int) -> float | None:
+    if family == "resnet":
+        return None  # the cross-check formula covers the transformer families only
+    from paraformer.analytic import transformer_matmul_flops
+
+    blocks = 2 * depth if family == "vit-parallel" else depth
+    return float(transformer_matmul_flops(
+        num_tokens=(img_size // w.patch) ** 2 + 1, dim=w.dim, num_heads=w.heads,
+        head_dim=w.head_dim, mlp_dim=w.mlp_dim, num_blocks=blocks,
+        patch_dim=w.patch * w.patch * 3, num_classes=w.num_classes,
+    ))
+
+
+@lru_cache(maxsize=None)
+def model_info(family: str, depth: int, *, width: str = "tiny", img_size: int = 32) -> dict:
+    """{'params', 'flops' (counted, per image), 'flops_analytic' (None for ResNet)}."""
+    from .measure.flops import count_forward_flops
+    from .measure.timing import make_input
+
+    w = check(family, depth, width, img_size)
+    model = build(family, depth, width=width, img_size=img_size)
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "flops": count_forward_flops(model, make_input(1, img_size)),
+        "flops_analytic": _analytic_flops(family, depth, w, img_size),
+    }

@@ -1,0 +1,1 @@
+"""Measurement primitives, one concern a module: timing, memory, flops, nvml, profile."""

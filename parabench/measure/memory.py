@@ -1,0 +1,64 @@
+"""Peak memory of a measured window: GPU allocator peaks, or the process's peak RSS.
+
+On Linux the peak RSS (VmHWM) can be reset by writing "5" to /proc/self/clear_refs, so
+each point gets its own peak instead of the process's lifetime maximum. Where that is
+not allowed, the lifetime peak is reported and marked as such.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["PeakMemory"]
+
+
+def _read_status_kb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class PeakMemory:
+    """Context manager: `with PeakMemory(device) as pm: ...`; then pm.result() gives
+    {peak_mem_allocated, peak_mem_reserved, peak_rss, rss_peak_is_lifetime}."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.rss_reset = False
+
+    def __enter__(self):
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self.rss_reset = True
+        except OSError:
+            self.rss_reset = False
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def result(self) -> dict:
+        out = {"peak_mem_allocated": None, "peak_mem_reserved": None}
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+            out["peak_mem_allocated"] = int(torch.cuda.max_memory_allocated())
+            out["peak_mem_reserved"] = int(torch.cuda.max_memory_reserved())
+        hwm = _read_status_kb("VmHWM")
+        if hwm is None:
+            import resource
+
+            hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
+            self.rss_reset = False
+        out["peak_rss"] = hwm * 1024
+        out["rss_peak_is_lifetime"] = not self.rss_reset
+        return out

@@ -1,0 +1,105 @@
+"""The one funnel into NVML (nvidia-ml-py). Every NVML call in parabench goes through
+`query`, which turns "library missing", "no driver", "no permission" and "not supported
+on this GPU" into a missing value with a reason, never an exception.
+"""
+from __future__ import annotations
+
+import threading
+
+__all__ = ["Missing", "describe", "handle", "query", "status"]
+
+_lock = threading.Lock()
+_state: dict = {"tried": False, "lib": None, "reason": None}
+
+
+class Missing:
+    """A value NVML could not give, with the reason why. Falsy, so `if v:` works."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __bool__(self):
+        return False
+
+    def __repr__(self):
+        return f"Missing({self.reason!r})"
+
+
+def _init():
+    """Import and initialise NVML once per process; remember why it failed."""
+    with _lock:
+        if _state["tried"]:
+            return _state["lib"]
+        _state["tried"] = True
+        try:
+            import pynvml
+        except ImportError:
+            _state["reason"] = "nvidia-ml-py is not installed"
+            return None
+        try:
+            pynvml.nvmlInit()
+        except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded, NoPermission...
+            _state["reason"] = f"NVML unavailable: {_error_text(e)}"
+            return None
+        _state["lib"] = pynvml
+        return pynvml
+
+
+def _error_text(e: Exception) -> str:
+    text = str(e) or type(e).__name__
+    return text.splitlines()[0]
+
+
+def status() -> tuple[bool, str | None]:
+    """(available, reason it is not)."""
+    lib = _init()
+    return lib is not None, _state["reason"]
+
+
+def query(fn_name: str, *args):
+    """Call pynvml.<fn_name>(*args); on any failure return Missing(reason)."""
+    lib = _init()
+    if lib is None:
+        return Missing(_state["reason"])
+    fn = getattr(lib, fn_name, None)
+    if fn is None:
+        return Missing(f"{fn_name} is not in this nvidia-ml-py version")
+    try:
+        return fn(*args)
+    except Exception as e:
+        return Missing(f"{fn_name}: {_error_text(e)}")
+
+
+def handle(index: int = 0):
+    """The NVML device handle for CUDA device `index` (or Missing)."""
+    return query("nvmlDeviceGetHandleByIndex", index)
+
+
+def _text(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def describe() -> dict:
+    """What NVML sees: for `parabench env` and the stored environment."""
+    ok, reason = status()
+    if not ok:
+        return {"available": False, "reason": reason}
+    count = query("nvmlDeviceGetCount")
+    devices = []
+    for i in range(count if isinstance(count, int) else 0):
+        h = handle(i)
+        if isinstance(h, Missing):
+            continue
+        power = query("nvmlDeviceGetPowerManagementLimit", h)
+        devices.append({
+            "index": i,
+            "name": _text(query("nvmlDeviceGetName", h)),
+            "power_limit_w": power / 1000 if isinstance(power, int) else None,
+        })
+    return {
+        "available": True,
+        "driver": _text(query("nvmlSystemGetDriverVersion")),
+        "devices": devices,
+    }

@@ -1,0 +1,235 @@
+"""Execute a sweep point by point, committing each point the moment it finishes.
+
+A point that runs out of memory becomes an `oom` row (memory freed, the sweep goes
+on); any other failure an `error` row with its reason; a mode the device cannot do a
+`skipped` row. Ctrl-C or SIGTERM stops between or inside points: everything finished
+stays in the store, the run is marked `interrupted`, and `--resume RUN` continues it.
+
+Latency, profile and telemetry are separate passes over the same built model, so the
+profiler or the NVML sampler never distorts the latency samples.
+"""
+from __future__ import annotations
+
+import gc
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable
+
+from .catalog import WIDTHS, build, check, model_info
+from .config import Point, Sweep
+from .errors import UsageError
+from .records import Record
+from .store import Store
+
+__all__ = ["PassContext", "check_device", "measure_point", "run_sweep"]
+
+
+@dataclass
+class PassContext:
+    """What an extra pass (profile, telemetry) gets after the latency pass of a point."""
+
+    point: Point
+    sweep: Sweep
+    model: object
+    step: Callable[[], object]
+    latency_ms: float
+    run_id: str
+    store: Store
+
+
+#: An extra pass returns metrics (names from store.METRIC_COLUMNS, or anything for extra).
+ExtraPass = Callable[[PassContext], dict]
+
+
+def check_device(sweep: Sweep) -> None:
+    """Refuse, before anything is written, what this machine cannot run at all."""
+    import torch
+
+    if sweep.device == "cuda":
+        if not torch.cuda.is_available():
+            from .environment import _why_no_cuda
+
+            raise UsageError(f"--device cuda asked for, but {_why_no_cuda()}")
+        if "bfloat16" in sweep.dtypes and not torch.cuda.is_bf16_supported():
+            raise UsageError("dtype bfloat16 is not supported by this GPU")
+    elif "float16" in sweep.dtypes:
+        raise UsageError("dtype float16 has no fast CPU kernels; use float32 or bfloat16 on CPU")
+
+
+def _is_oom(e: BaseException) -> bool:
+    import torch
+
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(e)
+    return isinstance(e, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def _free(device: str) -> None:
+    gc.collect()
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def _one_line(e: BaseException) -> str:
+    text = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {text}"[:500]
+
+
+def measure_point(point: Point, sweep: Sweep, *, passes=(), run_id="", store=None) -> Record:
+    """Measure one point; never raises except KeyboardInterrupt/SystemExit."""
+    import torch
+
+    from .measure.memory import PeakMemory
+    from .measure.timing import make_input, measure
+    from .workloads import make_step, unsupported
+
+    rec = Record(
+        key=point.key, family=point.family, depth=point.depth, batch=point.batch,
+        dtype=point.dtype, mode=point.mode, workload=point.workload, device=sweep.device,
+        img_size=sweep.img_size, width=sweep.width,
+    )
+    reason = unsupported(point.mode, point.workload, sweep.device)
+    if reason:
+        rec.status, rec.reason = "skipped", reason
+        return rec
+    model = step = x = None
+    try:
+        info = model_info(point.family, point.depth, width=sweep.width, img_size=sweep.img_size)
+        rec.params, rec.flops, rec.flops_analytic = (
+            info["params"], info["flops"], info["flops_analytic"]
+        )
+        dtype = getattr(torch, point.dtype)
+        torch.manual_seed(0)
+        model = build(point.family, point.depth, width=sweep.width, img_size=sweep.img_size,
+                      device=sweep.device, dtype=dtype)
+        x = make_input(point.batch, sweep.img_size, sweep.device, dtype)
+        step = make_step(model, x, mode=point.mode, workload=point.workload,
+                         num_classes=WIDTHS[sweep.width].num_classes)
+        with PeakMemory(sweep.device) as pm:
+            rec.samples_ms = measure(
+                step, device=sweep.device, warmup=sweep.warmup, min_samples=sweep.min_samples,
+                max_samples=sweep.max_samples, min_time_s=sweep.min_time_s,
+            )
+        mem = pm.result()
+        rec.peak_mem_allocated = mem["peak_mem_allocated"]
+        rec.peak_mem_reserved = mem["peak_mem_reserved"]
+        rec.peak_rss = mem["peak_rss"]
+        rec.extra["rss_peak_is_lifetime"] = mem["rss_peak_is_lifetime"]
+        ctx = PassContext(point, sweep, model, step, rec.stats.median, run_id, store)
+        for extra_pass in passes:
+            rec.extra.update(extra_pass(ctx))
+    except UsageError as e:
+        rec.status, rec.reason, rec.samples_ms = "error", str(e), []
+    except Exception as e:  # one bad point must not end the sweep
+        oom = _is_oom(e)
+        rec.status = "oom" if oom else "error"
+        rec.reason = _one_line(e)
+        if oom:
+            rec.samples_ms = []
+    finally:
+        del model, step, x
+        _free(sweep.device)
+    return rec
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so the run is marked and nothing is lost."""
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    def handler(signum, frame):
+        raise _Terminated()
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+class Progress:
+    """One line per finished point with an ETA; redrawn in place on a terminal."""
+
+    def __init__(self, total: int, done: int, enabled: bool, stream=None):
+        self.total, self.done, self.enabled = total, done, enabled
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.measured = 0
+
+    def update(self, rec: Record) -> None:
+        self.done += 1
+        self.measured += 1
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.measured * (self.total - self.done)
+        s = rec.stats
+        what = f"{s.median:.3f} ms" if s else f"{rec.status}: {rec.reason}"
+        bar_w = 20
+        filled = int(bar_w * self.done / max(self.total, 1))
+        line = (f"[{'#' * filled}{'.' * (bar_w - filled)}] {self.done}/{self.total} "
+                f"ETA {_hms(eta)}  {rec.key}  {what}")
+        self.stream.write(line[:200] + "\n")
+        self.stream.flush()
+
+
+def _hms(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def run_sweep(sweep: Sweep, store: Store, *, command: str = "", resume: str | None = None,
+              passes=(), progress: bool = True, log=print) -> str:
+    """Measure every point of `sweep` not yet in the run; return the run id."""
+    import torch
+
+    from .environment import collect
+
+    sweep.validate()
+    for fam in sweep.families:
+        for depth in sweep.depths_for(fam):
+            check(fam, depth, sweep.width, sweep.img_size)
+    check_device(sweep)
+    if sweep.threads:
+        torch.set_num_threads(sweep.threads)
+    if resume:
+        store.reopen_run(resume)
+        run_id = resume
+    else:
+        run_id = store.start_run(sweep=sweep.to_dict(), preset=sweep.name, command=command,
+                                 env=collect())
+    points = sweep.points()
+    done = store.done_keys(run_id)
+    todo = [p for p in points if p.key not in done]
+    log(f"run {run_id}: {len(todo)} of {len(points)} points to measure "
+        f"on {sweep.device} into {store.path}")
+    bar = Progress(len(points), len(points) - len(todo), progress)
+    status = "failed"
+    try:
+        with _sigterm_as_interrupt():
+            for point in todo:
+                rec = measure_point(point, sweep, passes=passes, run_id=run_id, store=store)
+                store.add_record(run_id, rec)
+                bar.update(rec)
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        log(f"interrupted: {bar.done} of {len(points)} points are stored; "
+            f"continue with: python -m parabench run --db {store.path} --resume {run_id}")
+        raise
+    finally:
+        store.finish_run(run_id, status)
+    return run_id

@@ -1,0 +1,87 @@
+"""Turn (model, input, mode, workload) into the zero-argument callable that gets timed.
+
+Modes: `eager` (plain PyTorch), `graph` (a CUDA graph captured once and replayed, which
+removes per-kernel launch overhead) and `compile` (torch.compile). Workloads: `infer`
+(forward under inference mode) and `train` (forward, cross-entropy, backward, AdamW
+step). A combination this device or build cannot do is reported by `unsupported()`
+as a reason string, which the runner stores as a `skipped` row.
+"""
+from __future__ import annotations
+
+import shutil
+from typing import Callable
+
+__all__ = ["make_step", "unsupported"]
+
+
+def unsupported(mode: str, workload: str, device: str) -> str | None:
+    if mode == "graph" and not device.startswith("cuda"):
+        return "CUDA graphs need a CUDA device"
+    if mode == "graph" and workload == "train":
+        return "parabench does not capture train steps in CUDA graphs (optimizer state is not static)"
+    if mode == "compile":
+        import torch
+
+        if not torch._dynamo.is_dynamo_supported():
+            return "torch.compile is not supported on this Python/torch build"
+        if device == "cpu" and shutil.which("cc") is None and shutil.which("gcc") is None:
+            return "torch.compile on CPU needs a C compiler (none found on PATH)"
+    return None
+
+
+def _forward(model, x) -> Callable[[], object]:
+    import torch
+
+    def step():
+        with torch.inference_mode():
+            return model(x)
+
+    return step
+
+
+def _train_step(model, x, num_classes: int) -> Callable[[], object]:
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(0, num_classes, (x.shape[0],), generator=g).to(x.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x).float(), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def _graph_forward(model, x) -> Callable[[], object]:
+    """Capture one forward in a CUDA graph after warming up on a side stream (as the
+    capture API requires), and return its replay."""
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side), torch.no_grad():
+        for _ in range(3):
+            model(x)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.no_grad(), torch.cuda.graph(graph):
+        model(x)
+    return graph.replay
+
+
+def make_step(model, x, *, mode: str, workload: str, num_classes: int) -> Callable[[], object]:
+    import torch
+
+    if mode == "compile":
+        model = torch.compile(model)
+    if workload == "train":
+        return _train_step(model, x, num_classes)
+    if mode == "graph":
+        return _graph_forward(model, x)
+    return _forward(model, x)
