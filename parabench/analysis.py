@@ -157,7 +157,7 @@ def fit_depth(depths, samples, *, seed: int = 0, n_boot: int = N_BOOTSTRAP) -> D
     `depths` lists the depth of each point; `samples` the raw latencies (ms) of each point
     (a list of floats; a single median is acceptable). Points of equal depth are pooled.
     """
-    from scipy import stats
+    from scipy.special import stdtrit  # scipy.stats would cost seconds to import
 
     pooled: dict[int, list[float]] = {}
     for d, s in zip(depths, samples):
@@ -179,7 +179,7 @@ def fit_depth(depths, samples, *, seed: int = 0, n_boot: int = N_BOOTSTRAP) -> D
     alpha = 1.0 - CONFIDENCE
     los, his = [], []
     if np.isfinite(se):
-        t = stats.t.ppf(1 - alpha / 2, len(x) - 2)
+        t = float(stdtrit(len(x) - 2, 1 - alpha / 2))
         los.append(b - t * se)
         his.append(b + t * se)
     if any(len(pooled[d]) > 1 for d in ds):

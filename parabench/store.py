@@ -357,8 +357,8 @@ class Store:
             + " ORDER BY r.id"
         )
         df = pd.read_sql_query(sql, self._conn, params=args)
-        df["samples_ms"] = df["samples_json"].map(lambda s: json.loads(s) if s else [])
-        df["extra"] = df["extra_json"].map(lambda s: json.loads(s) if s else {})
+        df["samples_ms"] = df["samples_json"].map(lambda s: json.loads(s) if isinstance(s, str) else [])
+        df["extra"] = df["extra_json"].map(lambda s: json.loads(s) if isinstance(s, str) else {})
         return df.drop(columns=["samples_json", "extra_json"])
 
     def resolve_runs(self, run_ids) -> list[str]:

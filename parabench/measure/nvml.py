@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["Missing", "describe", "handle", "query", "status"]
+__all__ = ["Missing", "cuda_handle", "describe", "handle", "query", "query_any", "reset", "status"]
 
 _lock = threading.Lock()
 _state: dict = {"tried": False, "lib": None, "reason": None}
@@ -72,9 +72,51 @@ def query(fn_name: str, *args):
         return Missing(f"{fn_name}: {_error_text(e)}")
 
 
+def query_any(fn_names, *args):
+    """The first of several spellings of one NVML call that this nvidia-ml-py has
+    (e.g. ...ClocksEventReasons, formerly ...ClocksThrottleReasons)."""
+    lib = _init()
+    if lib is None:
+        return Missing(_state["reason"])
+    for name in fn_names:
+        if getattr(lib, name, None) is not None:
+            return query(name, *args)
+    return Missing(f"none of {', '.join(fn_names)} is in this nvidia-ml-py version")
+
+
+def reset() -> None:
+    """Forget the outcome of initialisation, so the next query tries again (tests swap
+    the pynvml module; a long-lived process may outlive a driver reload)."""
+    with _lock:
+        _state.update(tried=False, lib=None, reason=None)
+
+
 def handle(index: int = 0):
-    """The NVML device handle for CUDA device `index` (or Missing)."""
+    """The NVML device handle for NVML device `index` (or Missing)."""
     return query("nvmlDeviceGetHandleByIndex", index)
+
+
+def cuda_handle(cuda_index: int = 0):
+    """The NVML handle of *CUDA* device `cuda_index`. CUDA and NVML number devices
+    differently once CUDA_VISIBLE_DEVICES reorders or hides some, so match by UUID
+    (torch exposes it) and fall back to the same index."""
+    ok, reason = status()
+    if not ok:
+        return Missing(reason)
+    uuid = None
+    try:
+        import torch
+
+        uuid = getattr(torch.cuda.get_device_properties(cuda_index), "uuid", None)
+    except Exception:  # no CUDA here: the index is all there is
+        pass
+    if uuid is not None:
+        text = str(uuid)
+        h = query("nvmlDeviceGetHandleByUUID", text if text.startswith(("GPU-", "MIG-"))
+                  else f"GPU-{text}")
+        if not isinstance(h, Missing):
+            return h
+    return handle(cuda_index)
 
 
 def _text(v):

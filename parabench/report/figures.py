@@ -1,12 +1,19 @@
-"""Figures for the report: seaborn styling over matplotlib's Agg backend, PNG files.
+"""Figures for the report: seaborn's style and palette over matplotlib's Agg backend, PNGs.
 
 Every function takes a tidy DataFrame and a target path and returns the path it wrote,
 or None when there was nothing to draw: the caller turns None into a "missing data"
-section, so the report never shows an empty plot. matplotlib and seaborn are imported
-inside the functions (they cost about a second to import).
+note, so the report never shows an empty plot. matplotlib and seaborn are imported
+inside the functions (together they cost about a second to import).
+
+Speed matters (a paper-sized report must render in seconds on two cores): figures are
+laid out with fixed margins in inches instead of tight_layout/bbox_inches="tight", each of
+which costs a full extra draw, and log-axis labels avoid mathtext.
 """
 from __future__ import annotations
 
+import textwrap
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +21,32 @@ import pandas as pd
 
 from ..config import FAMILIES
 
-__all__ = ["facet_lines", "history_figure"]
+__all__ = ["Metric", "grid", "history_figure"]
 
 DPI = 96
-PANEL_W, PANEL_H = 3.7, 2.7
+PANEL_W, PANEL_H = 3.3, 2.3  # inches
+LEFT, RIGHT, TOP, BOTTOM = 1.05, 1.85, 0.85, 0.6  # margins, inches
+WGAP, HGAP = 0.3, 0.5
+STYLES = ["-", "--", ":", "-."]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One quantity to plot against depth; `lo`/`hi` name error-bar columns."""
+
+    col: str
+    label: str
+    logy: bool = False
+    percent: bool = False
+    lo: str | None = None
+    hi: str | None = None
+
+
+@lru_cache(maxsize=1)
+def _rc() -> dict:
+    import seaborn as sns
+
+    return {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", font_scale=1.05)}
 
 
 def _plt():
@@ -27,13 +56,15 @@ def _plt():
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid", context="paper", font_scale=1.05)
-    return plt, sns
+    return matplotlib, plt, sns
 
 
-def _tx(value) -> str:
+def _tx(value, n: int | None = None) -> str:
     """Text for matplotlib: a '$' in user data would otherwise start mathtext."""
-    return str(value).replace("$", r"\$")
+    text = str(value)
+    if n and len(text) > n:
+        text = text[: n - 1] + "…"
+    return text.replace("$", r"\$")
 
 
 def _colors(levels, sns) -> dict:
@@ -50,6 +81,28 @@ def _colors(levels, sns) -> dict:
     return {lvl: pal[i % len(pal)] for i, lvl in enumerate(base) if lvl in levels}
 
 
+def _levels(values) -> list:
+    vals = list(pd.unique(values))
+    try:
+        return sorted(vals)
+    except TypeError:
+        return sorted(vals, key=str)
+
+
+def _plain(v, _pos=None) -> str:
+    """Tick label without mathtext (10^k labels go through a slow TeX-like parser)."""
+    return f"{v:g}"
+
+
+def _log_y(ax) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
+    ax.yaxis.set_major_formatter(FuncFormatter(_plain))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _depth_axis(ax, depths, log: bool) -> None:
     from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
@@ -63,142 +116,179 @@ def _depth_axis(ax, depths, log: bool) -> None:
     ax.xaxis.set_major_formatter(ScalarFormatter())
 
 
-def facet_lines(
+def _finite(df: pd.DataFrame, m: Metric) -> pd.DataFrame:
+    if m.col not in df:
+        return df.iloc[0:0]
+    y = pd.to_numeric(df[m.col], errors="coerce")
+    keep = np.isfinite(y) & ((y > 0) if m.logy else True)
+    return df[keep]
+
+
+def grid(
     df: pd.DataFrame,
     path: Path,
+    metrics: list[Metric],
     *,
-    y: str,
-    ylabel: str,
     title: str,
-    x: str = "depth",
-    xlabel: str = "depth (layers; Para-Former: branches)",
-    row: str | None = "batch",
+    row: str = "batch",
     col: str | None = "mode",
     hue: str = "family",
-    lo: str | None = None,
-    hi: str | None = None,
+    style: str | None = None,
+    x: str = "depth",
+    xlabel: str = "depth (layers; Para-Former: branches)",
     logx: bool = False,
-    logy: bool = False,
     hline: float | None = None,
-    percent: bool = False,
 ) -> Path | None:
-    """Line plot of `y` against `x`, one panel per (row, col) value, one line per `hue`.
-    Error bars run from column `lo` to column `hi` when given. Returns None (and writes
-    nothing) when no finite, plottable value is left."""
-    d = df.copy()
-    d[y] = pd.to_numeric(d[y], errors="coerce")
-    d = d[np.isfinite(d[y])]
-    if logy:
-        d = d[d[y] > 0]
-    if d.empty:
+    """Lines of each metric against `x`: one panel per (row, col) value, one colour per
+    `hue` value, one line style per `style` value. `row="metric"` gives each metric its
+    own row; otherwise the first metric is drawn. Metrics without a finite value are
+    dropped; returns None, writing nothing, when none is left."""
+    metrics = [m for m in metrics if not _finite(df, m).empty]
+    if not metrics:
         return None
-    plt, sns = _plt()
-    rows = sorted(d[row].unique()) if row else [None]
-    cols = sorted(d[col].unique()) if col else [None]
-    colors = _colors(list(d[hue].unique()), sns)
-    fig, axes = plt.subplots(
-        len(rows), len(cols), squeeze=False, sharex=True, sharey="row" if not percent else True,
-        figsize=(PANEL_W * len(cols) + 1.9, PANEL_H * len(rows) + 0.7),
-    )
-    handles = {}
-    for i, r in enumerate(rows):
-        for j, c in enumerate(cols):
-            ax = axes[i][j]
-            sub = d
-            if row:
-                sub = sub[sub[row] == r]
-            if col:
-                sub = sub[sub[col] == c]
-            label = " · ".join(_tx(f"{k} {v}") for k, v in ((row, r), (col, c)) if k)
-            ax.set_title(label, fontsize=9)
-            if sub.empty:
-                ax.text(0.5, 0.5, "not measured", ha="center", va="center",
-                        transform=ax.transAxes, color="0.5")
-                continue
-            for h in [lvl for lvl in colors if lvl in set(sub[hue])]:
-                s = sub[sub[hue] == h].sort_values(x)
-                yerr = None
-                if lo and hi:
-                    lo_v = pd.to_numeric(s[lo], errors="coerce").fillna(s[y])
-                    hi_v = pd.to_numeric(s[hi], errors="coerce").fillna(s[y])
-                    yerr = np.vstack([(s[y] - lo_v).clip(lower=0), (hi_v - s[y]).clip(lower=0)])
-                scale = 100.0 if percent else 1.0
-                art = ax.errorbar(
-                    s[x], s[y] * scale, yerr=None if yerr is None else yerr * scale,
-                    marker="o", ms=3.5, lw=1.4, capsize=2, elinewidth=0.9,
-                    color=colors[h], label=_tx(h),
-                )
-                handles.setdefault(_tx(h), art)
-            if hline is not None:
-                ax.axhline(hline, color="0.3", lw=0.9, ls="--")
-            if logy:
-                ax.set_yscale("log")
-            if x == "depth":
-                _depth_axis(ax, d[x], logx)
-            if i == len(rows) - 1:
-                ax.set_xlabel(_tx(xlabel))
-            if j == 0:
-                ax.set_ylabel(_tx(ylabel))
-    fig.suptitle(_tx(title), fontsize=11)
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="center left",
-                   bbox_to_anchor=(1.0, 0.5), frameon=False, title=_tx(hue))
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    if row != "metric":
+        metrics = metrics[:1]
+    data = pd.concat([_finite(df, m).assign(_metric=i) for i, m in enumerate(metrics)])
+    rows = list(range(len(metrics))) if row == "metric" else _levels(data[row])
+    cols = _levels(data[col]) if col else [None]
+    mpl, plt, sns = _plt()
+    colors = _colors(list(data[hue].unique()), sns)
+    styles = {v: STYLES[i % len(STYLES)] for i, v in enumerate(_levels(data[style]))} \
+        if style else {}
+    nr, nc = len(rows), len(cols)
+    w = LEFT + nc * PANEL_W + (nc - 1) * WGAP + RIGHT
+    h = TOP + nr * PANEL_H + (nr - 1) * HGAP + BOTTOM
+    with mpl.rc_context(_rc()):
+        fig, axes = plt.subplots(nr, nc, squeeze=False, sharex=True, sharey="row",
+                                 figsize=(w, h))
+        fig.subplots_adjust(left=LEFT / w, right=1 - RIGHT / w, top=1 - TOP / h,
+                            bottom=BOTTOM / h, wspace=WGAP / PANEL_W, hspace=HGAP / PANEL_H)
+        for i, r in enumerate(rows):
+            m = metrics[r] if row == "metric" else metrics[0]
+            for j, c in enumerate(cols):
+                ax = axes[i][j]
+                sub = data[data["_metric"] == (r if row == "metric" else 0)]
+                if row != "metric":
+                    sub = sub[sub[row] == r]
+                if col:
+                    sub = sub[sub[col] == c]
+                parts = [] if row == "metric" else [f"{row} {r}"]
+                parts += [f"{col} {c}"] if col else []
+                ax.set_title(_tx(" · ".join(parts), 50), fontsize=9)
+                _panel(ax, sub, m, x=x, hue=hue, style=style, colors=colors, styles=styles)
+                if sub.empty:
+                    ax.text(0.5, 0.5, "not measured", ha="center", va="center",
+                            transform=ax.transAxes, color="0.5")
+                if hline is not None:
+                    ax.axhline(hline, color="0.3", lw=0.9, ls="--")
+                if m.logy:
+                    _log_y(ax)
+                if x == "depth":
+                    _depth_axis(ax, data[x], logx)
+                if i == nr - 1:
+                    ax.set_xlabel(_tx(xlabel))
+                if j == 0:
+                    ax.set_ylabel(_tx(textwrap.fill(m.label, 26)), fontsize=9)
+        fig.suptitle(_tx(title, 140), fontsize=11, x=LEFT / w, ha="left",
+                     y=1 - 0.2 / h)
+        _legends(fig, plt, colors, styles, hue, style, w, h)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI)
+        plt.close(fig)
     return path
+
+
+def _panel(ax, sub, m: Metric, *, x, hue, style, colors, styles) -> None:
+    scale = 100.0 if m.percent else 1.0
+    groups = [(h, None) for h in colors] if not style else \
+        [(h, s) for h in colors for s in styles]
+    for h, st in groups:
+        s = sub[sub[hue] == h]
+        if st is not None:
+            s = s[s[style] == st]
+        if s.empty:
+            continue
+        s = s.sort_values(x)
+        y = pd.to_numeric(s[m.col], errors="coerce")
+        yerr = None
+        if m.lo and m.hi and m.lo in s and m.hi in s:
+            lo = pd.to_numeric(s[m.lo], errors="coerce").fillna(y)
+            hi = pd.to_numeric(s[m.hi], errors="coerce").fillna(y)
+            yerr = np.vstack([(y - lo).clip(lower=0), (hi - y).clip(lower=0)]) * scale
+        ax.errorbar(s[x], y * scale, yerr=yerr, marker="o", ms=3.2, lw=1.3, capsize=2,
+                    elinewidth=0.8, color=colors[h], ls=styles.get(st, "-"))
+
+
+def _legends(fig, plt, colors, styles, hue, style, w, h) -> None:
+    from matplotlib.lines import Line2D
+
+    x0 = 1 - (RIGHT - 0.15) / w
+    hs = [Line2D([], [], color=c, marker="o", ms=4, lw=1.5) for c in colors.values()]
+    fig.legend(hs, [_tx(k, 22) for k in colors], loc="upper left",
+               bbox_to_anchor=(x0, 1 - TOP / h), frameon=False, title=_tx(hue), fontsize=8)
+    if styles:
+        ss = [Line2D([], [], color="0.3", ls=v, lw=1.5) for v in styles.values()]
+        fig.legend(ss, [_tx(k, 22) for k in styles], loc="lower left",
+                   bbox_to_anchor=(x0, BOTTOM / h), frameon=False, title=_tx(style),
+                   fontsize=8)
 
 
 def history_figure(hist: pd.DataFrame, changes: pd.DataFrame, path: Path, *,
                    max_panels: int = 6, max_lines: int = 6) -> Path | None:
-    """Value per commit (in date order) for the benchmarks with the most change points,
-    one panel per benchmark, change points marked with a red ring."""
+    """Value per commit (oldest to newest) for the benchmarks with the most change
+    points, one panel per benchmark, change points ringed in red. Series with change
+    points are drawn first; at most `max_lines` per panel."""
     d = hist.copy()
     d["value"] = pd.to_numeric(d["value"], errors="coerce")
     d = d[np.isfinite(d["value"])]
     if d.empty:
         return None
-    plt, sns = _plt()
+    mpl, plt, sns = _plt()
     n_cp = changes.groupby("benchmark").size() if not changes.empty else pd.Series(dtype=int)
     benches = sorted(d["benchmark"].unique(), key=lambda b: (-int(n_cp.get(b, 0)), str(b)))
     benches = benches[:max_panels]
-    ncols = 2 if len(benches) > 1 else 1
-    nrows = int(np.ceil(len(benches) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
-                             figsize=(5.4 * ncols + 1.0, 2.9 * nrows + 0.6))
+    nc = 2 if len(benches) > 1 else 1
+    nr = int(np.ceil(len(benches) / nc))
+    pw, ph, left, right, top, bottom, wgap, hgap = 4.6, 2.4, 0.9, 0.3, 0.7, 0.9, 0.8, 1.1
+    w = left + nc * pw + (nc - 1) * wgap + right
+    h = top + nr * ph + (nr - 1) * hgap + bottom
     order = d.sort_values("date").drop_duplicates("commit")["commit"].tolist()
     pos = {c: i for i, c in enumerate(order)}
-    for k, bench in enumerate(benches):
-        ax = axes[k // ncols][k % ncols]
-        b = d[d["benchmark"] == bench]
-        cb = changes[changes["benchmark"] == bench] if not changes.empty else changes
-        cp_params = set(cb["params"]) if not cb.empty else set()
-        params = sorted(b["params"].unique(), key=lambda p: (p not in cp_params, str(p)))
-        pal = sns.color_palette("colorblind", max(len(params[:max_lines]), 1))
-        for color, p in zip(pal, params[:max_lines]):
-            s = b[b["params"] == p].assign(x=lambda t: t["commit"].map(pos)).sort_values("x")
-            ax.plot(s["x"], s["value"], marker="o", ms=3, lw=1.2, color=color,
-                    label=_tx(p)[:40])
-            if not cb.empty:
-                hits = s[s["commit"].isin(cb[cb["params"] == p]["commit"])]
-                ax.scatter(hits["x"], hits["value"], s=90, facecolors="none",
-                           edgecolors="red", linewidths=1.6, zorder=5)
-        unit = b["unit"].dropna().iloc[0] if "unit" in b and b["unit"].notna().any() else ""
-        ax.set_title(_tx(bench)[:70], fontsize=9)
-        ax.set_ylabel(_tx(unit))
-        ax.set_xlabel("commit (oldest to newest)")
-        ticks = sorted(set(b["commit"].map(pos)))
-        if len(ticks) <= 12:
+    with mpl.rc_context(_rc()):
+        fig, axes = plt.subplots(nr, nc, squeeze=False, figsize=(w, h))
+        fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h,
+                            bottom=bottom / h, wspace=wgap / pw, hspace=hgap / ph)
+        for k, bench in enumerate(benches):
+            ax = axes[k // nc][k % nc]
+            b = d[d["benchmark"] == bench]
+            cb = changes[changes["benchmark"] == bench] if not changes.empty else changes
+            cp_params = set(cb["params"]) if not cb.empty else set()
+            params = sorted(b["params"].unique(), key=lambda p: (p not in cp_params, str(p)))
+            pal = sns.color_palette("colorblind", max(len(params[:max_lines]), 1))
+            for color, p in zip(pal, params[:max_lines]):
+                s = b[b["params"] == p].assign(x=lambda t: t["commit"].map(pos))
+                s = s.sort_values("x")
+                ax.plot(s["x"], s["value"], marker="o", ms=3, lw=1.2, color=color,
+                        label=_tx(p, 40))
+                if not cb.empty:
+                    hits = s[s["commit"].isin(cb[cb["params"] == p]["commit"])]
+                    ax.scatter(hits["x"], hits["value"], s=90, facecolors="none",
+                               edgecolors="red", linewidths=1.6, zorder=5)
+            units = b["unit"].dropna() if "unit" in b else pd.Series(dtype=str)
+            ax.set_title(_tx(bench, 60), fontsize=9)
+            ax.set_ylabel(_tx(units.iloc[0] if len(units) else "value"))
+            ticks = sorted(set(b["commit"].map(pos)))
+            if len(ticks) > 12:
+                ticks = ticks[:: int(np.ceil(len(ticks) / 12))]
             ax.set_xticks(ticks)
             ax.set_xticklabels([_tx(str(order[t])[:7]) for t in ticks], rotation=45,
                                fontsize=7, ha="right")
-        ax.legend(fontsize=7, frameon=False)
-    for k in range(len(benches), nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
-    fig.suptitle("History across commits (red rings: change points)", fontsize=11)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+            ax.legend(fontsize=7, frameon=False)
+        for k in range(len(benches), nr * nc):
+            axes[k // nc][k % nc].set_visible(False)
+        fig.suptitle("History across commits, oldest to newest (red rings: change points)",
+                     fontsize=11, x=left / w, ha="left", y=1 - 0.2 / h)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI)
+        plt.close(fig)
     return path

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv (if needed) and install parabench with its dev extras into it.
+# Sourced by scripts/main.sh and scripts/test.sh; safe to run again.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+# torch/torchvision: on this project's machines pip's configuration serves the
+# torch 2.14.1 + torchvision 0.29.1 pair from local disk (see ../shared/DESIGN.md).
+stamp=.venv/.parabench-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "== installing parabench and its dependencies into .venv (first time: a few minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  touch "$stamp"
+fi

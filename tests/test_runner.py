@@ -1,0 +1,147 @@
+"""The runner: every point becomes a row, interruptions lose nothing, resumes finish."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from parabench import Store, Sweep, load
+from parabench import runner as runner_mod
+from parabench.runner import run_sweep
+
+TINY = dict(device="cpu", width="tiny", img_size=32, warmup=1, min_samples=3, min_time_s=0.0)
+
+
+def test_sweep_records_every_point_with_stats_params_flops(tmp_path):
+    sweep = Sweep(families=("vit", "paraformer-fused"), depths=(1, 2), batches=(1, 2), **TINY)
+    with Store(tmp_path / "r.db") as store:
+        rid = run_sweep(sweep, store, progress=False, log=lambda m: None)
+        assert store.run(rid)["status"] == "finished"
+    df = load(tmp_path / "r.db", rid)
+    assert len(df) == 8 and set(df.status) == {"ok"}
+    assert (df.n >= 3).all() and (df.median_ms > 0).all() and (df.peak_rss > 0).all()
+    assert df.samples_ms.map(len).eq(df.n).all()
+    # equal width: the serial ViT and Para-Former cost about the same FLOPs per layer
+    d2 = df[(df.depth == 2) & (df.batch == 1)].set_index("family")
+    assert d2.loc["vit", "flops"] == pytest.approx(d2.loc["paraformer-fused", "flops"], rel=0.05)
+    assert (df.flops == df.flops_analytic).all()
+
+
+def test_unsupported_mode_becomes_skipped_row(tmp_path):
+    sweep = Sweep(families=("vit",), depths=(1,), modes=("eager", "graph"), **TINY)
+    with Store(tmp_path / "r.db") as store:
+        rid = run_sweep(sweep, store, progress=False, log=lambda m: None)
+    df = load(tmp_path / "r.db", rid).set_index("mode")
+    assert df.loc["eager", "status"] == "ok"
+    assert df.loc["graph", "status"] == "skipped"
+    assert "CUDA" in df.loc["graph", "reason"]
+
+
+def test_out_of_memory_becomes_row_and_sweep_goes_on(tmp_path, monkeypatch):
+    real_build = runner_mod.build
+
+    class Hungry(torch.nn.Module):
+        def forward(self, x):  # a real allocation failure from the CPU allocator
+            return torch.empty(1 << 60, dtype=torch.uint8)
+
+    def build(family, depth, **kw):
+        return Hungry() if depth == 2 else real_build(family, depth, **kw)
+
+    monkeypatch.setattr(runner_mod, "build", build)
+    sweep = Sweep(families=("vit",), depths=(1, 2, 4), **TINY)
+    with Store(tmp_path / "r.db") as store:
+        rid = run_sweep(sweep, store, progress=False, log=lambda m: None)
+    df = load(tmp_path / "r.db", rid).set_index("depth")
+    assert df.loc[2, "status"] == "oom" and "allocate" in df.loc[2, "reason"]
+    assert df.loc[1, "status"] == "ok" and df.loc[4, "status"] == "ok"
+
+
+def test_error_in_one_point_is_recorded_with_reason(tmp_path, monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("kernel exploded\nsecond line")
+
+    monkeypatch.setattr(runner_mod, "make_step", broken, raising=False)
+    import parabench.workloads as wl
+
+    monkeypatch.setattr(wl, "make_step", broken)
+    sweep = Sweep(families=("vit",), depths=(1,), **TINY)
+    with Store(tmp_path / "r.db") as store:
+        rid = run_sweep(sweep, store, progress=False, log=lambda m: None)
+    row = load(tmp_path / "r.db", rid).iloc[0]
+    assert row.status == "error" and row.reason == "RuntimeError: kernel exploded"
+
+
+def _spawn_run(db, *extra):
+    cmd = [sys.executable, "-m", "parabench", "run", "--db", str(db), "--family", "vit",
+           "--depth", "1,2,3,4,5,6", "--batch", "1", "--min-time", "0.3",
+           "--warmup", "1", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _count(db):
+    try:
+        con = sqlite3.connect(db, timeout=30)
+        try:
+            return con.execute("SELECT count(*) FROM records").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _wait_for_records(db, n, proc, timeout=120):
+    t0 = time.monotonic()
+    while _count(db) < n:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() - t0 < timeout, "run made no progress"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_run_loses_nothing_and_resumes(tmp_path, sig):
+    db = tmp_path / "r.db"
+    proc = _spawn_run(db)
+    _wait_for_records(db, 2, proc)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    with Store(db, create=False) as s:
+        (rid,) = s.runs_frame().run_id
+        before = s.records_frame([rid])
+        status = s.run(rid)["status"]
+    assert len(before) >= 2 and set(before.status) == {"ok"}
+    if sig == signal.SIGKILL:
+        assert status == "running"  # no chance to mark it; resume still works
+    else:
+        assert status == "interrupted"
+        assert f"--resume {rid}" in err
+    resumed = subprocess.run(
+        [sys.executable, "-m", "parabench", "run", "--db", str(db), "--resume", rid,
+         "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    after = load(db, rid)
+    assert sorted(after.depth) == [1, 2, 3, 4, 5, 6]
+    # finished points were kept as they were, not measured again
+    kept = after.set_index("key").loc[before.key]
+    assert list(kept.id) == list(before.id)
+    assert [json.dumps(x) for x in kept.samples_ms] == [json.dumps(x) for x in before.samples_ms]
+    with Store(db, create=False) as s:
+        assert s.run(rid)["status"] == "finished"
+
+
+def test_two_concurrent_runs_into_one_database_lose_nothing(tmp_path):
+    db = tmp_path / "shared.db"
+    Store(db).close()  # create the schema first; both writers then append
+    procs = [_spawn_run(db, "--min-time", "0.05", "--no-progress") for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-500:] for o in outs]
+    df = load(db)
+    assert df.run_id.nunique() == 2
+    assert df.groupby("run_id").size().tolist() == [6, 6]
+    assert set(df.status) == {"ok"}

@@ -1,0 +1,81 @@
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from parabench import Store, UsageError, load
+from parabench.records import Record, SampleStats
+
+
+def _rec(key="vit/d1", status="ok", samples=(1.0, 2.0, 3.0)):
+    return Record(key=key, family="vit", depth=1, batch=2, dtype="float32", mode="eager",
+                  workload="infer", device="cpu", img_size=32, width="tiny", status=status,
+                  samples_ms=list(samples))
+
+
+def test_stats_from_samples():
+    s = SampleStats.from_samples([1, 2, 3, 4, 100])
+    assert s.median == 3 and s.n == 5 and s.p10 < s.median < s.p90
+    assert s.noisy  # IQR 2 over median 3
+    assert not SampleStats.from_samples([10.0, 10.1, 10.0, 9.9]).noisy
+
+
+def test_roundtrip_keeps_raw_samples_and_throughput(tmp_path):
+    db = tmp_path / "r.db"
+    with Store(db) as s:
+        rid = s.start_run(sweep={}, preset="t", command="x", env={"machine": "m"})
+        s.add_record(rid, _rec(samples=[4.0, 5.0, 6.0]))
+        s.add_record(rid, _rec(key="vit/d2", status="skipped", samples=()))
+    df = load(db, rid)
+    ok = df[df.status == "ok"].iloc[0]
+    assert ok.samples_ms == [4.0, 5.0, 6.0]
+    assert ok.median_ms == 5.0
+    assert ok.throughput == pytest.approx(2 / 5e-3)
+    assert df[df.status == "skipped"].iloc[0].samples_ms == []
+    assert isinstance(df, pd.DataFrame) and ok.machine == "m"
+
+
+def test_latest_and_unknown_run(tmp_path):
+    db = tmp_path / "r.db"
+    with Store(db) as s:
+        s.start_run(sweep={}, preset="a", command="", env={})
+        b = s.start_run(sweep={}, preset="b", command="", env={})
+        assert s.resolve_runs(["latest"]) == [b]
+        with pytest.raises(UsageError, match="no run 'nope'"):
+            s.resolve_runs(["nope"])
+
+
+def test_update_metrics_fills_columns_and_extra(tmp_path):
+    with Store(tmp_path / "r.db") as s:
+        rid = s.start_run(sweep={}, preset="t", command="", env={})
+        s.add_record(rid, _rec())
+        s.update_metrics(rid, "vit/d1", kernels_per_forward=42.0, top_ops=["mm"])
+        row = s.records_frame([rid]).iloc[0]
+    assert row.kernels_per_forward == 42.0 and row.extra["top_ops"] == ["mm"]
+
+
+def test_foreign_sqlite_database_is_refused_and_untouched(tmp_path):
+    db = tmp_path / "other.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE customers (id INTEGER)")
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    with pytest.raises(UsageError, match="another program"):
+        Store(db)
+    assert db.read_bytes() == before
+
+
+def test_non_database_file_is_refused_and_untouched(tmp_path):
+    db = tmp_path / "notes.db"
+    db.write_text("hello, this is not sqlite\n" * 20)
+    before = db.read_bytes()
+    with pytest.raises(UsageError, match="not a usable parabench database"):
+        Store(db)
+    assert db.read_bytes() == before
+
+
+def test_read_only_open_does_not_create(tmp_path):
+    with pytest.raises(UsageError, match="no results database"):
+        Store(tmp_path / "missing.db", create=False)
+    assert not (tmp_path / "missing.db").exists()
