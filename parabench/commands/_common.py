@@ -1,6 +1,7 @@
 """Arguments shared by several subcommands."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 
@@ -16,11 +17,12 @@ def add_runs(parser, help_text="run id(s) to use; 'latest' is the newest (defaul
 
 
 def int_list(text: str) -> tuple[int, ...]:
-    """'1,2,4' -> (1, 2, 4); argparse turns the ValueError into a one-line error."""
+    """'1,2,4' -> (1, 2, 4); argparse shows the error as one line."""
     try:
         return tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
-        raise ValueError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}") from None
 
 
 def str_list(text: str) -> tuple[str, ...]:

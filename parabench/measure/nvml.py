@@ -40,7 +40,7 @@ def _init():
             return None
         try:
             pynvml.nvmlInit()
-        except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded, NoPermission...
+        except Exception as e:  # noqa: BLE001  LibraryNotFound, DriverNotLoaded, NoPermission...
             _state["reason"] = f"NVML unavailable: {_error_text(e)}"
             return None
         _state["lib"] = pynvml
@@ -68,7 +68,7 @@ def query(fn_name: str, *args):
         return Missing(f"{fn_name} is not in this nvidia-ml-py version")
     try:
         return fn(*args)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001  the funnel's contract: never raise
         return Missing(f"{fn_name}: {_error_text(e)}")
 
 
@@ -108,8 +108,8 @@ def cuda_handle(cuda_index: int = 0):
         import torch
 
         uuid = getattr(torch.cuda.get_device_properties(cuda_index), "uuid", None)
-    except Exception:  # no CUDA here: the index is all there is
-        pass
+    except Exception:  # noqa: BLE001, S110  no usable CUDA: the index is all there is
+        uuid = None
     if uuid is not None:
         text = str(uuid)
         h = query("nvmlDeviceGetHandleByUUID", text if text.startswith(("GPU-", "MIG-"))

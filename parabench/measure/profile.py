@@ -225,7 +225,7 @@ def profile_pass(trace_dir, *, wait: int = 1, warmup: int = 2, active: int = 5):
     """The extra pass `fn(ctx) -> dict` that profiles each point into `trace_dir`."""
 
     def run(ctx) -> dict:
-        out_dir = point_trace_dir(trace_dir, ctx.run_id, ctx.point.key)
+        out_dir = point_trace_dir(trace_dir, ctx.run_id, ctx.point.key).resolve()
         res = profile_step(ctx.step, out_dir, device=ctx.sweep.device, wait=wait,
                            warmup=warmup, active=active)
         summary = summarize_trace(res["trace"])

@@ -19,6 +19,7 @@ brake) was active in any sample.
 """
 from __future__ import annotations
 
+import itertools
 import statistics
 import threading
 import time
@@ -164,7 +165,7 @@ class Sampler:
         pts = [(s["t"], s["power_w"]) for s in self.samples if "power_w" in s and t0 <= s["t"] <= t1]
         if len(pts) < 2:
             return None
-        return sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(pts, pts[1:]))
+        return sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in itertools.pairwise(pts))
 
 
 def _sync_fn(device: str):

@@ -94,25 +94,35 @@ def _plain(v, _pos=None) -> str:
     return f"{v:g}"
 
 
-def _log_y(ax) -> None:
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+def _log_y(ax, values) -> None:
+    """Log y axis with plain labels. Across a decade or more: 1-2-5 ticks; over a
+    narrower range those would leave one label or none, so use evenly spaced ones."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size and v.max() / v.min() < 8:
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+    else:
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
     ax.yaxis.set_major_formatter(FuncFormatter(_plain))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _depth_axis(ax, depths, log: bool) -> None:
-    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+    """Depth ticks: powers of two on a log axis (the measured depths 12, 24, 48 fall
+    between them), round integers on a linear one."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
     if log:
         ax.set_xscale("log", base=2)
+        lo, hi = float(np.min(depths)), float(np.max(depths))
+        ticks = [2**k for k in range(int(np.floor(np.log2(lo))), int(np.ceil(np.log2(hi))) + 1)]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
-    ticks = sorted({int(d) for d in depths})
-    if len(ticks) > 9:  # keep labels legible: every other tick, ends included
-        ticks = sorted(set(ticks[::2]) | {ticks[-1]})
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=7, integer=True))
     ax.xaxis.set_major_formatter(ScalarFormatter())
 
 
@@ -182,7 +192,11 @@ def grid(
                 if hline is not None:
                     ax.axhline(hline, color="0.3", lw=0.9, ls="--")
                 if m.logy:
-                    _log_y(ax)
+                    rowdata = data[data["_metric"] == (r if row == "metric" else 0)]
+                    if row != "metric":
+                        rowdata = rowdata[rowdata[row] == r]
+                    vals = pd.to_numeric(rowdata[m.col], errors="coerce")
+                    _log_y(ax, list(vals) + ([hline] if hline else []))
                 if x == "depth":
                     _depth_axis(ax, data[x], logx)
                 if i == nr - 1:

@@ -1,0 +1,108 @@
+"""`parabench profile`: measure a sweep with torch.profiler traces and show why it is fast
+or slow (kernels or ops per forward, GPU busy fraction, CPU dispatch time)."""
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import sys
+from pathlib import Path
+
+from ._common import add_db, int_list, str_list
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "profile", help="measure points with torch.profiler traces (TensorBoard, Perfetto)",
+        description="Measure a sweep (default: the quick CPU preset) like `run`, plus a "
+        "torch.profiler pass per point. Traces go to TRACE_DIR/<run>/<point>/ in the layout "
+        "`tensorboard --logdir TRACE_DIR` (torch-tb-profiler) opens; trace.chrome.json "
+        "beside each opens in ui.perfetto.dev. The summary (kernels or ops per forward, GPU "
+        "busy fraction, CPU dispatch time, top operators) is stored with each point.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", default="quick", help="quick (CPU), paper (GPU), full")
+    src.add_argument("--config", metavar="TOML", help="sweep file, as for `run`")
+    p.add_argument("--family", dest="families", type=str_list, metavar="F[,F...]",
+                   help="paraformer-loop, paraformer-fused, vit, vit-parallel, resnet")
+    p.add_argument("--depth", dest="depths", type=int_list, metavar="D[,D...]")
+    p.add_argument("--resnet-depth", dest="resnet_depths", type=int_list, metavar="D[,D...]")
+    p.add_argument("--batch", dest="batches", type=int_list, metavar="B[,B...]")
+    p.add_argument("--dtype", dest="dtypes", type=str_list, metavar="T[,T...]",
+                   help="float32, bfloat16, float16")
+    p.add_argument("--mode", dest="modes", type=str_list, metavar="M[,M...]",
+                   help="eager, graph (CUDA graph replay), compile")
+    p.add_argument("--workload", dest="workloads", type=str_list, metavar="W[,W...]",
+                   help="infer, train")
+    p.add_argument("--device", choices=("cpu", "cuda"))
+    p.add_argument("--width", choices=("tiny", "paper"))
+    p.add_argument("--img-size", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads (recorded with the run)")
+    p.add_argument("--trace-dir", default="traces", type=Path, help="where traces are written")
+    p.add_argument("--no-telemetry", dest="telemetry", action="store_false",
+                   help="skip the NVML energy/telemetry pass on GPU")
+    add_db(p)
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=main, warmup=None, min_samples=None, max_samples=None,
+                   min_time_s=None)
+
+
+def _num(v):
+    """A stored number, or None for SQL NULL / pandas NaN."""
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def _fmt(v, spec: str, scale: float = 1.0, suffix: str = "") -> str:
+    v = _num(v)
+    return "-" if v is None else format(v * scale, spec) + suffix
+
+
+def table(df) -> str:
+    """One line per point: the profile summary next to the latency."""
+    rows = [("point", "median ms", "per fwd", "unit", "GPU busy", "dispatch ms",
+             "prof/lat", "TFLOP/s", "% peak")]
+    for r in df.itertuples():
+        extra = r.extra or {}
+        if r.status != "ok":
+            rows.append((r.key, r.status, (r.reason or "")[:60], "", "", "", "", "", ""))
+            continue
+        busy = _fmt(r.gpu_busy_fraction, ".0f", 100, "%")
+        if extra.get("launch_bound"):
+            busy += " launch-bound"
+        rows.append((
+            r.key, _fmt(r.median_ms, ".3f"), _fmt(r.kernels_per_forward, ".0f"),
+            extra.get("profile_unit", "-"), busy, _fmt(r.cpu_dispatch_ms, ".3f"),
+            _fmt(extra.get("profiler_latency_ratio"), ".2f"), _fmt(r.achieved_tflops, ".3g"),
+            _fmt(r.peak_fraction, ".2f", 100),
+        ))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+                     for row in rows)
+
+
+def main(args) -> int:
+    from ..errors import UsageError
+    from ..measure.passes import extra_passes
+    from ..runner import run_sweep
+    from ..store import Store
+    from .run import _sweep
+
+    if args.trace_dir.exists() and not args.trace_dir.is_dir():
+        raise UsageError(f"--trace-dir {args.trace_dir} exists and is not a directory")
+    sweep = _sweep(args)
+    store = Store(args.db)
+    passes = extra_passes(sweep, profile=True, telemetry=args.telemetry,
+                          trace_dir=args.trace_dir, store=store)
+    command = "python -m parabench " + shlex.join(sys.argv[1:])
+    run_id = run_sweep(sweep, store, command=command, passes=passes, progress=args.progress,
+                       log=lambda m: print(m, file=sys.stderr))
+    df = store.records_frame([run_id])
+    print(table(df))
+    errors = {k: v for e in df["extra"] for k, v in (e or {}).items() if k.endswith("_error")}
+    for k, v in errors.items():
+        print(f"warning: {k}: {v}", file=sys.stderr)
+    print(f"\nrun {run_id}; traces in {args.trace_dir / run_id}")
+    print(f"view in TensorBoard:  tensorboard --logdir {shlex.quote(str(args.trace_dir))}")
+    print("or open any <point>/trace.chrome.json in https://ui.perfetto.dev")
+    return 0

@@ -1,0 +1,149 @@
+"""Achieved TFLOP/s of a point, and the fraction of this machine's *measured* peak.
+
+achieved = FLOPs per image x batch x factor / median latency, with factor 1 for a
+forward and 3 for a training step (backward costs about twice the forward: one matmul
+for the input gradient and one for the weight gradient per forward matmul; the
+optimizer's elementwise update is negligible next to them).
+
+The peak is a large matmul in the run's dtype, measured once per (machine, device,
+dtype) and cached in the store's `peaks` table: GPU 8192^2 timed with CUDA events; CPU
+2048^2 (halved while one call takes over half the time budget, e.g. bfloat16 without
+fast CPU kernels) timed with
+perf_counter for about a second. The best repetition is the peak. On CPU the thread
+count is part of the device key ("cpu-2t"); on CUDA float32 the TF32 setting is part
+of the dtype key ("float32+tf32"), as both change the peak. A peak measured while other
+processes load the machine is too low and stays cached: delete the row from `peaks`
+(or use a fresh database) to re-measure.
+"""
+from __future__ import annotations
+
+import time
+
+__all__ = ["TRAIN_FLOPS_FACTOR", "achieved_tflops", "efficiency_pass", "measure_peak",
+           "peak_key", "peak_tflops"]
+
+TRAIN_FLOPS_FACTOR = 3.0
+
+
+def achieved_tflops(flops_per_image, batch: int, latency_ms, workload: str = "infer"):
+    """TFLOP/s delivered by one call of `batch` images taking `latency_ms`."""
+    if not flops_per_image or not latency_ms or latency_ms <= 0:
+        return None
+    factor = TRAIN_FLOPS_FACTOR if workload == "train" else 1.0
+    return flops_per_image * batch * factor / (latency_ms / 1e3) / 1e12
+
+
+def peak_key(device: str, dtype: str) -> tuple[str, str]:
+    """(device key, dtype key) under which a peak is cached."""
+    import torch
+
+    if device.startswith("cuda"):
+        tf32 = dtype == "float32" and torch.backends.cuda.matmul.allow_tf32
+        return "cuda", dtype + ("+tf32" if tf32 else "")
+    return f"cpu-{torch.get_num_threads()}t", dtype
+
+
+def _matmul_cuda(n: int, dtype, min_time_s: float) -> tuple[float, dict]:
+    import torch
+
+    a = torch.randn(n, n, device="cuda", dtype=dtype)
+    b = torch.randn(n, n, device="cuda", dtype=dtype)
+    c = torch.empty(n, n, device="cuda", dtype=dtype)
+    for _ in range(3):
+        torch.mm(a, b, out=c)
+    torch.cuda.synchronize()
+    times = []
+    t0 = time.perf_counter()
+    while len(times) < 10 or (time.perf_counter() - t0 < min_time_s and len(times) < 200):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        torch.mm(a, b, out=c)
+        e.record()
+        e.synchronize()
+        times.append(s.elapsed_time(e) / 1e3)
+    del a, b, c
+    torch.cuda.empty_cache()
+    return min(times), {"reps": len(times)}
+
+
+def _matmul_cpu(n: int, dtype, min_time_s: float) -> tuple[float, dict]:
+    import torch
+
+    a = torch.randn(n, n, dtype=dtype)
+    b = torch.randn(n, n, dtype=dtype)
+    c = torch.empty(n, n, dtype=dtype)
+    times = []
+    t0 = time.perf_counter()
+    torch.mm(a, b, out=c)  # warm-up
+    while len(times) < 3 or time.perf_counter() - t0 < min_time_s:
+        t = time.perf_counter()
+        torch.mm(a, b, out=c)
+        times.append(time.perf_counter() - t)
+    return min(times), {"reps": len(times)}
+
+
+def measure_peak(device: str, dtype: str, *, size: int | None = None,
+                 min_time_s: float = 1.0) -> tuple[float, dict]:
+    """Measured TFLOP/s of an n x n matmul on `device` in `dtype`, and how it was taken."""
+    import torch
+
+    tdtype = getattr(torch, dtype)
+    if device.startswith("cuda"):
+        n = size or 8192
+        best, detail = _matmul_cuda(n, tdtype, min_time_s / 2)
+    else:
+        n = size or 2048
+        if size is None:  # a dtype without fast kernels here: shrink until a call is quick
+            while n > 256:
+                x = torch.randn(n, n, dtype=tdtype)
+                t = time.perf_counter()
+                torch.mm(x, x)
+                if time.perf_counter() - t < min_time_s / 2:
+                    break
+                n //= 2
+        best, detail = _matmul_cpu(n, tdtype, min_time_s)
+        detail["threads"] = torch.get_num_threads()
+    tflops = 2.0 * n**3 / best / 1e12
+    detail.update(size=n, dtype=dtype, best_s=best, method="matmul")
+    return tflops, detail
+
+
+def peak_tflops(store, device: str, dtype: str, *, machine: str | None = None) -> tuple[float, str]:
+    """(peak TFLOP/s, 'cached' or 'measured'): from the store, else measured and stored."""
+    from ..environment import machine_id
+
+    machine = machine or machine_id()
+    dev_key, dtype_key = peak_key(device, dtype)
+    cached = store.get_peak(machine, dev_key, dtype_key) if store is not None else None
+    if cached:
+        return cached, "cached"
+    tflops, detail = measure_peak(device, dtype)
+    if store is not None:
+        store.set_peak(machine, dev_key, dtype_key, tflops, detail)
+    return tflops, "measured"
+
+
+def efficiency_pass(store):
+    """The extra pass `fn(ctx) -> dict`: achieved TFLOP/s and fraction of the peak."""
+    from ..catalog import model_info
+
+    peaks: dict = {}
+
+    def run(ctx) -> dict:
+        p, s = ctx.point, ctx.sweep
+        flops = model_info(p.family, p.depth, width=s.width, img_size=s.img_size)["flops"]
+        achieved = achieved_tflops(flops, p.batch, ctx.latency_ms, p.workload)
+        key = (s.device, *peak_key(s.device, p.dtype))
+        if key not in peaks:
+            peaks[key] = peak_tflops(ctx.store or store, s.device, p.dtype)
+        peak, source = peaks[key]
+        return {
+            "achieved_tflops": achieved,
+            "peak_fraction": achieved / peak if achieved is not None and peak else None,
+            "peak_tflops": peak,
+            "peak_source": source,
+            "flops_factor": TRAIN_FLOPS_FACTOR if p.workload == "train" else 1.0,
+        }
+
+    run.__name__ = "efficiency"
+    return run

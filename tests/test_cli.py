@@ -1,0 +1,112 @@
+"""Bad input: one clear line, exit code 2, database untouched. Good input: --help works."""
+import sqlite3
+
+import pytest
+
+from parabench.cli import main
+
+
+def _err_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["run", "--family", "vitt"], "unknown family 'vitt'"),
+    (["run", "--family", "vit", "--depth", "0"], "depth must be >= 1"),
+    (["run", "--family", "vit", "--depth", "1", "--batch", "-4"], "batch size must be >= 1"),
+    (["run", "--family", "vit", "--depth", "1", "--dtype", "float16"], "float16"),
+    (["run", "--family", "vit", "--depth", "1", "--dtype", "int8"], "unknown dtype"),
+    (["run", "--family", "vit", "--depth", "1", "--device", "cuda"], "cuda"),
+    (["run", "--family", "vit", "--depth", "1", "--img-size", "36"], "not divisible"),
+    (["run", "--family", "resnet", "--depth", "19"], "resnet depth 19"),
+    (["run", "--mode", "turbo"], "unknown mode"),
+    (["run", "--depth", "two"], "integers"),
+    (["run", "--config", "/nonexistent.toml"], "sweep file not found"),
+    (["run", "--preset", "nope"], "unknown preset"),
+    (["export", "--format", "parquet"], "--out"),
+    (["run", "--resume", "no-such-run"], "no results database"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, needle, capsys, tmp_path):
+    db = tmp_path / "r.db"
+    assert _exit_code(argv + ["--db", str(db)]) == 2
+    line = _err_line(capsys)
+    assert needle in line
+    if "resume" not in argv and "export" not in argv:
+        assert not db.exists() or sqlite3.connect(db).execute(
+            "SELECT count(*) FROM records").fetchone()[0] == 0
+
+
+def _exit_code(argv):
+    """main()'s return value, or argparse's exit status for flag errors."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize("content", [b"not a database at all" * 10, None])
+def test_unreadable_or_foreign_database_exits_2_untouched(content, tmp_path, capsys):
+    db = tmp_path / "x.db"
+    if content is None:
+        con = sqlite3.connect(db)
+        con.execute("CREATE TABLE invoices (n INTEGER)")
+        con.commit()
+        con.close()
+    else:
+        db.write_bytes(content)
+    before = db.read_bytes()
+    for argv in (["run", "--family", "vit", "--depth", "1"], ["list"], ["export"]):
+        assert main(argv + ["--db", str(db)]) == 2
+        assert "database" in _err_line(capsys)
+    assert db.read_bytes() == before
+
+
+def test_run_list_export_end_to_end(tmp_path, capsys, cli):
+    db = tmp_path / "r.db"
+    r = cli("run", "--family", "vit,paraformer-fused", "--depth", "1", "--min-time", "0",
+            "--min-samples", "3", "--no-progress", db=db)
+    assert r.returncode == 0, r.stderr
+    run_id = r.stdout.strip()
+    assert main(["list", "--db", str(db)]) == 0
+    assert run_id in capsys.readouterr().out
+    out = tmp_path / "x.csv"
+    assert main(["export", "--db", str(db), "--format", "csv", "--out", str(out)]) == 0
+    import pandas as pd
+
+    df = pd.read_csv(out)
+    assert len(df) == 2 and set(df.family) == {"vit", "paraformer-fused"}
+    assert main(["export", "--db", str(db), "--format", "json", "--run", run_id]) == 0
+    assert '"median_ms"' in capsys.readouterr().out
+    pq = tmp_path / "x.parquet"
+    assert main(["export", "--db", str(db), "--format", "parquet", "--out", str(pq)]) == 0
+    assert len(pd.read_parquet(pq)) == 2
+
+
+def test_help_for_every_command(cli):
+    for cmd in ("run", "list", "env", "export"):
+        r = cli(cmd, "--help")
+        assert r.returncode == 0 and "usage: parabench" in r.stdout
+
+
+def test_env_reports_what_it_detected(cli):
+    r = cli("env")
+    assert r.returncode == 0
+    assert "torch" in r.stdout and "nvml" in r.stdout and "cuda" in r.stdout
+
+
+def test_toml_sweep_file(tmp_path):
+    from parabench.config import sweep_from_toml
+
+    f = tmp_path / "s.toml"
+    f.write_text('preset = "quick"\nbatches = [1, 4]\n[depths_by_family]\nresnet = [50]\n')
+    s = sweep_from_toml(f)
+    assert s.batches == (1, 4) and s.depths_for("resnet") == (50,)
+    assert s.depths_for("vit") == (1, 2, 4, 8)
+    f.write_text('families = ["vit"]\ndepths = [1]\nbogus = 3\n')
+    from parabench import UsageError
+
+    with pytest.raises(UsageError, match="bogus"):
+        sweep_from_toml(f)
