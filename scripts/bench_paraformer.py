@@ -96,6 +96,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="build the timm serial ViT without qkv bias (exact parameter parity)",
     )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="repeat the whole sweep N times and keep, per point, the smallest median "
+        "(robust to other load on a shared machine; default 1)",
+    )
     p.add_argument("--quick", action="store_true", help="a short run: fewer K, batches, widths")
     p.add_argument("--out", type=Path, help="write rows to a .csv or .json file")
     return p.parse_args(argv)
@@ -172,9 +179,7 @@ def time_cuda_graph(model, x, min_run_time: float, rounds: int = 7) -> float:
 
     per = round_(10)  # warm-up and calibration
     n = max(10, min(10_000, int(min_run_time / rounds / max(per, 1e-7))))
-    result = statistics.median(round_(n) for _ in range(rounds))
-    del graph
-    return result
+    return statistics.median(round_(n) for _ in range(rounds))
 
 
 # -- the sweep ---------------------------------------------------------------------------------
@@ -216,48 +221,67 @@ def run(args) -> list[dict]:
     print(
         f"# device={device} ({torch.cuda.get_device_name() if cuda else f'{threads} threads'}) "
         f"dtype={str(dtype).split('.')[-1]} img={args.img_size} branch_depth={args.branch_depth} "
-        f"min_run_time={min_run_time}s modes={modes} ({what})",
+        f"min_run_time={min_run_time}s repeats={args.repeats} modes={modes} ({what})",
         flush=True,
     )
+    points = [
+        (mode, width, batch, K, exec_)
+        for mode in modes
+        for width in widths
+        for batch in batches
+        for K in ks
+        for exec_ in execs
+    ]
+    times: dict[tuple, list[float]] = {pt: [] for pt in points}
+    inputs: dict[int, torch.Tensor] = {}
+    for rep in range(max(1, args.repeats)):
+        for pt in points:
+            mode, width, batch, K, exec_ = pt
+            if batch not in inputs:
+                inputs[batch] = torch.randn(
+                    batch, 3, args.img_size, args.img_size, device=device, dtype=dtype
+                )
+            x = inputs[batch]
+            model = None
+            try:
+                model = build(exec_, width, K, args, device, dtype)
+                if mode == "graph":
+                    sec = time_cuda_graph(model, x, min_run_time)
+                else:
+                    sec = time_eager(model, x, min_run_time, threads)
+            except torch.OutOfMemoryError:
+                sec = math.nan
+            finally:
+                del model
+                if cuda:
+                    torch.cuda.empty_cache()
+            times[pt].append(sec)
+            print(
+                f"  [{rep + 1}/{args.repeats}] {mode:5s} {width:5s} b={batch:<3d} K={K:<3d} "
+                f"{exec_:6s} {sec * 1e3:10.3f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
     rows = []
-    for mode in modes:
-        for width in widths:
-            for batch in batches:
-                x = torch.randn(batch, 3, args.img_size, args.img_size, device=device, dtype=dtype)
-                for K in ks:
-                    for exec_ in execs:
-                        try:
-                            model = build(exec_, width, K, args, device, dtype)
-                            if mode == "graph":
-                                sec = time_cuda_graph(model, x, min_run_time)
-                            else:
-                                sec = time_eager(model, x, min_run_time, threads)
-                        except torch.OutOfMemoryError:
-                            sec = math.nan
-                        finally:
-                            model = None
-                            if cuda:
-                                torch.cuda.empty_cache()
-                        rows.append(
-                            {
-                                "device": device,
-                                "dtype": str(dtype).split(".")[-1],
-                                "mode": mode,
-                                "width": width,
-                                "embed_dim": WIDTHS[width][0],
-                                "batch": batch,
-                                "K": K,
-                                "branch_depth": args.branch_depth,
-                                "exec": exec_,
-                                "ms": sec * 1e3,
-                            }
-                        )
-                        print(
-                            f"  {mode:5s} {width:5s} b={batch:<3d} K={K:<3d} {exec_:6s} "
-                            f"{sec * 1e3:10.3f} ms",
-                            file=sys.stderr,
-                            flush=True,
-                        )
+    for pt in points:
+        mode, width, batch, K, exec_ = pt
+        finite = [t for t in times[pt] if math.isfinite(t)]
+        rows.append(
+            {
+                "device": device,
+                "dtype": str(dtype).split(".")[-1],
+                "mode": mode,
+                "width": width,
+                "embed_dim": WIDTHS[width][0],
+                "batch": batch,
+                "K": K,
+                "branch_depth": args.branch_depth,
+                "exec": exec_,
+                "ms": min(finite) * 1e3 if finite else math.nan,
+                "repeats": len(times[pt]),
+                "ms_each": " ".join(f"{t * 1e3:.4f}" for t in times[pt]),
+            }
+        )
     return rows
 
 
@@ -295,7 +319,10 @@ def table(rows: list[dict]) -> str:
         cells += [f"{vals[e] / get(mode, width, batch, k0, e):.2f}" for e in execs]
         lines.append(cells)
     widths_ = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(head)]
-    fmt = lambda cells: "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths_)) + " |"
+
+    def fmt(cells):
+        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths_, strict=True)) + " |"
+
     out = [fmt(head), "|" + "|".join("-" * (w + 2) for w in widths_) + "|"]
     out += [fmt(c) for c in lines]
     return "\n".join(out)

@@ -1,0 +1,165 @@
+"""Closed-form parameter and FLOP counts for Para-Former (and serial ViTs).
+
+FLOPs count every matrix multiplication of a forward pass as ``2*M*N*K`` (one
+multiply and one add per term), which is what
+``torch.utils.flop_counter.FlopCounterMode`` reports when attention runs with
+the math backend (``torch.nn.attention.sdpa_kernel(SDPBackend.MATH)``).
+Normalisations, softmax, GELU, additions and the branch sum are not counted.
+
+All extra keyword arguments of :func:`param_count` and :func:`paraformer_flops`
+(``residual``, ``pool``, dropout rates, ``execution``, ...) are accepted and
+ignored because they change neither count, so ``param_count(**model.config)``
+works.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "block_param_count",
+    "paraformer_flops",
+    "param_count",
+    "transformer_matmul_flops",
+]
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def block_param_count(
+    dim: int, num_heads: int, head_dim: int, mlp_dim: int, qkv_bias: bool = False
+) -> int:
+    """Parameters of one transformer block: 2 LayerNorms, qkv, proj (+bias), fc1, fc2."""
+    inner = num_heads * head_dim
+    norms = 2 * 2 * dim
+    attn = dim * 3 * inner + (3 * inner if qkv_bias else 0) + inner * dim + dim
+    ffn = dim * mlp_dim + mlp_dim + mlp_dim * dim + dim
+    return norms + attn + ffn
+
+
+def param_count(
+    img_size: int | tuple[int, int] = 224,
+    patch_size: int | tuple[int, int] = 16,
+    in_chans: int = 3,
+    num_classes: int = 1000,
+    embed_dim: int = 192,
+    num_heads: int = 3,
+    head_dim: int = 64,
+    mlp_dim: int = 768,
+    num_branches: int = 8,
+    branch_depth: int = 2,
+    **_ignored: Any,
+) -> int:
+    """Exact ``sum(p.numel() for p in ParaFormer(...).parameters())``.
+
+    = patch embed (P*D + D) + CLS (D) + positions ((N+1)*D)
+      + K * depth * block + head LayerNorm (2D) + classifier (D*C + C).
+    """
+    (ih, iw), (ph, pw) = _pair(img_size), _pair(patch_size)
+    D = embed_dim
+    num_patches = (ih // ph) * (iw // pw)
+    patch_dim = ph * pw * in_chans
+    embed = patch_dim * D + D + D + (num_patches + 1) * D
+    blocks = num_branches * branch_depth * block_param_count(D, num_heads, head_dim, mlp_dim)
+    head = 2 * D + (D * num_classes + num_classes if num_classes else 0)
+    return embed + blocks + head
+
+
+def transformer_matmul_flops(
+    num_tokens: int,
+    dim: int,
+    num_heads: int,
+    head_dim: int,
+    mlp_dim: int,
+    num_blocks: int,
+    patch_dim: int,
+    num_classes: int,
+    num_prefix_tokens: int = 1,
+) -> int:
+    """Forward matmul FLOPs per image of a ViT-style transformer (2*M*N*K per matmul).
+
+    Args:
+        num_tokens: sequence length T seen by the blocks (patches + prefix tokens).
+        dim: width D.
+        num_heads, head_dim: H and dh (attention inner width H*dh).
+        mlp_dim: FFN hidden width M.
+        num_blocks: transformer blocks executed (K*branch_depth for Para-Former,
+            depth for a serial ViT).
+        patch_dim: input features of one patch (p*p*C); the embedding is applied
+            to the ``num_tokens - num_prefix_tokens`` patches only.
+        num_classes: classifier outputs (0: no classifier).
+        num_prefix_tokens: tokens not produced by the patch embedding (CLS: 1).
+
+    Per block: qkv 2*T*D*3*H*dh, Q K^T 2*H*T*T*dh, attn V 2*H*T*T*dh,
+    proj 2*T*H*dh*D, fc1 2*T*D*M, fc2 2*T*M*D. Plus patch embedding
+    2*(T - prefix)*patch_dim*D and head 2*D*classes.
+    """
+    T, D, inner = num_tokens, dim, num_heads * head_dim
+    per_block = (
+        2 * T * D * 3 * inner  # qkv
+        + 2 * 2 * num_heads * T * T * head_dim  # Q K^T and attn @ V
+        + 2 * T * inner * D  # output projection
+        + 2 * 2 * T * D * mlp_dim  # fc1 and fc2
+    )
+    embed = 2 * (T - num_prefix_tokens) * patch_dim * D
+    head = 2 * D * num_classes
+    return embed + num_blocks * per_block + head
+
+
+def paraformer_flops(
+    img_size: int | tuple[int, int] = 224,
+    patch_size: int | tuple[int, int] = 16,
+    in_chans: int = 3,
+    num_classes: int = 1000,
+    embed_dim: int = 192,
+    num_heads: int = 3,
+    head_dim: int = 64,
+    mlp_dim: int = 768,
+    num_branches: int = 8,
+    branch_depth: int = 2,
+    **_ignored: Any,
+) -> int:
+    """Forward matmul FLOPs per image of ParaFormer(...), either execution.
+
+    :func:`transformer_matmul_flops` with ``num_blocks = num_branches * branch_depth``
+    (the same as a serial ViT of depth K*branch_depth and equal width).
+    """
+    (ih, iw), (ph, pw) = _pair(img_size), _pair(patch_size)
+    return transformer_matmul_flops(
+        num_tokens=(ih // ph) * (iw // pw) + 1,
+        dim=embed_dim,
+        num_heads=num_heads,
+        head_dim=head_dim,
+        mlp_dim=mlp_dim,
+        num_blocks=num_branches * branch_depth,
+        patch_dim=ph * pw * in_chans,
+        num_classes=num_classes,
+    )
+
+
+def _register_inplace_baddbmm_flops() -> None:
+    """Teach FlopCounterMode to count the in-place ``aten.baddbmm_``.
+
+    The fused execution folds bias + residual into the GEMM accumulator with
+    ``Tensor.baddbmm_``; torch's FlopCounterMode counts ``aten.baddbmm`` but not
+    its in-place form, which would hide the proj and fc2 FLOPs. Registers the
+    same 2*b*m*n*k formula once (no-op if torch already has one).
+    """
+    import torch
+    from torch.utils import flop_counter
+
+    target = torch.ops.aten.baddbmm_
+    if target in flop_counter.flop_registry:
+        return
+
+    @flop_counter.register_flop_formula(target)
+    def _baddbmm_inplace_flop(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs):
+        b, m, k = a_shape
+        b2, k2, n = b_shape
+        assert b == b2 and k == k2
+        return 2 * b * m * n * k
+
+
+_register_inplace_baddbmm_flops()

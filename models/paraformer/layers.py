@@ -1,0 +1,242 @@
+"""Branch-stacked building blocks of Para-Former.
+
+Every learnable tensor of a branch layer is stored *once*, stacked on a leading
+axis of length K (the number of branches). Both executions read the same
+tensors:
+
+* the fused execution treats the K axis as a batch axis (``torch.bmm`` /
+  ``torch.baddbmm`` on ``[K, B*N, D_in] @ [K, D_in, D_out]``) and runs all
+  branches in one pass whose number of operators does not depend on K;
+* the loop execution selects slice ``k`` (a view, no copy) and runs the
+  branches one after another, as the authors do on a single device.
+
+Linear weights are laid out for ``x @ W`` (``[K, in, out]``), not in
+``nn.Linear``'s ``[out, in]`` layout, so that no transpose is needed on either
+path.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ParallelBlock", "StackedLayerNorm", "StackedLinear"]
+
+
+class StackedLinear(nn.Module):
+    """K independent affine maps ``x @ weight[k] + bias[k]``.
+
+    Parameters: ``weight`` of shape ``[K, in_features, out_features]`` and, if
+    ``bias``, ``bias`` of shape ``[K, out_features]``.
+    """
+
+    def __init__(
+        self,
+        num_branches: int,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        fk = {"device": device, "dtype": dtype}
+        self.num_branches = num_branches
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nn.Parameter(torch.empty(num_branches, in_features, out_features, **fk))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(num_branches, out_features, **fk))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.trunc_normal_(self.weight, std=0.02)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def fused(self, x: Tensor) -> Tensor:
+        """All branches at once: ``x`` is ``[K, rows, in]``, returns ``[K, rows, out]``."""
+        if self.bias is None:
+            return torch.bmm(x, self.weight)
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+
+    def branch(self, x: Tensor, k: int) -> Tensor:
+        """Branch ``k`` only: ``x`` is ``[rows, in]``, returns ``[rows, out]``."""
+        if self.bias is None:
+            return torch.mm(x, self.weight[k])
+        return torch.addmm(self.bias[k], x, self.weight[k])
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_branches={self.num_branches}, in_features={self.in_features}, "
+            f"out_features={self.out_features}, bias={self.bias is not None}"
+        )
+
+
+class StackedLayerNorm(nn.Module):
+    """K LayerNorms over the last axis, with per-branch ``weight``/``bias`` ``[K, D]``."""
+
+    def __init__(self, num_branches: int, dim: int, eps: float = 1e-5, device=None, dtype=None):
+        super().__init__()
+        fk = {"device": device, "dtype": dtype}
+        self.num_branches = num_branches
+        self.dim = dim
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_branches, dim, **fk))
+        self.bias = nn.Parameter(torch.zeros(num_branches, dim, **fk))
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+        nn.init.zeros_(self.bias)
+
+    def fused(self, x: Tensor) -> Tensor:
+        """``x`` is ``[K, B, N, D]`` or a shared ``[B, N, D]``; returns ``[K, B, N, D]``.
+
+        For a shared input (the first block, where every branch sees the same
+        x0) the normalisation is computed once and only the per-branch affine
+        map is applied K times, as a single broadcast ``addcmul``.
+        """
+        xn = F.layer_norm(x, (self.dim,), None, None, self.eps)
+        if x.dim() == 3:
+            xn = xn.unsqueeze(0)
+        shape = (self.num_branches, 1, 1, self.dim)
+        return torch.addcmul(self.bias.view(shape), xn, self.weight.view(shape))
+
+    def branch(self, x: Tensor, k: int) -> Tensor:
+        return F.layer_norm(x, (self.dim,), self.weight[k], self.bias[k], self.eps)
+
+    def extra_repr(self) -> str:
+        return f"num_branches={self.num_branches}, dim={self.dim}, eps={self.eps}"
+
+
+class ParallelBlock(nn.Module):
+    """One transformer block for each of K branches (the blocks at one depth level).
+
+    Sub-layers, with ``LN`` the branch's LayerNorm::
+
+        residual="authors":  x = Attn(LN1(x)) + LN1(x);  x = FFN(LN2(x)) + LN2(x)
+        residual="prenorm":  x = x + Attn(LN1(x));        x = x + FFN(LN2(x))
+
+    The "authors" form reproduces the public Para-Former code, where the norm
+    wraps a module that adds its own input, ``PreNorm(Residual(f))``, so the
+    residual stream carries the *normalised* input. "prenorm" is the standard
+    pre-norm transformer residual.
+
+    Attention: ``qkv`` without bias (D -> 3*H*dh), scale dh**-0.5, softmax,
+    ``proj`` with bias (H*dh -> D), dropout. FFN: D -> M, GELU, dropout,
+    M -> D, dropout.
+    """
+
+    def __init__(
+        self,
+        num_branches: int,
+        dim: int,
+        num_heads: int,
+        head_dim: int,
+        mlp_dim: int,
+        residual: str = "authors",
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        fk = {"device": device, "dtype": dtype}
+        K = num_branches
+        inner = num_heads * head_dim
+        self.num_branches = K
+        self.dim = dim
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.residual = residual
+        self.drop_rate = drop_rate
+        self.attn_drop_rate = attn_drop_rate
+        self.norm1 = StackedLayerNorm(K, dim, **fk)
+        self.qkv = StackedLinear(K, dim, 3 * inner, bias=False, **fk)
+        self.proj = StackedLinear(K, inner, dim, **fk)
+        self.norm2 = StackedLayerNorm(K, dim, **fk)
+        self.fc1 = StackedLinear(K, dim, mlp_dim, **fk)
+        self.fc2 = StackedLinear(K, mlp_dim, dim, **fk)
+
+    def _drop(self, x: Tensor) -> Tensor:
+        if self.training and self.drop_rate > 0.0:
+            return F.dropout(x, self.drop_rate, True)
+        return x
+
+    def _attend(self, qkv: Tensor, batch: int, tokens: int) -> Tensor:
+        """``qkv``: ``[batch*tokens, 3*H*dh]`` rows; returns ``[batch, H, tokens, dh]``.
+
+        q, k and v are strided views of the projection output (no copy).
+        """
+        q, k, v = (
+            qkv.view(batch, tokens, 3, self.num_heads, self.head_dim)
+            .permute(2, 0, 3, 1, 4)
+            .unbind(0)
+        )
+        p = self.attn_drop_rate if self.training else 0.0
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+
+    # -- fused: all K branches in one pass -------------------------------------------------
+    def _project_add(self, lin: StackedLinear, x: Tensor, res: Tensor) -> Tensor:
+        """``res + dropout(x @ W + b)`` for all branches (``x`` ``[K, R, in]``).
+
+        ``res`` is ``[K, B, N, D]`` or a shared ``[B, N, D]``.
+
+        Without active dropout the bias and the residual are folded into the
+        GEMM's accumulator: ``(res + b).baddbmm_(x, W)``, two kernels (one add,
+        one GEMM with beta=1) instead of bias copy + GEMM + residual add.
+        """
+        K, R = x.shape[0], x.shape[1]
+        D = lin.out_features
+        if self.training and self.drop_rate > 0.0:
+            y = F.dropout(lin.fused(x), self.drop_rate, True)
+            return res + y.view((K,) + res.shape[-3:])
+        acc = res + lin.bias.view(K, 1, 1, D)  # fresh [K, B, N, D] (res may be a shared [B, N, D])
+        return acc.view(K, R, D).baddbmm_(x, lin.weight).view(acc.shape)
+
+    def forward_fused(self, x: Tensor) -> Tensor:
+        """``x``: ``[K, B, N, D]``, or the shared ``[B, N, D]`` input of the first block.
+
+        Returns ``[K, B, N, D]``. The operator count is independent of K.
+        """
+        K, D = self.num_branches, self.dim
+        B, N = x.shape[-3], x.shape[-2]
+        rows = B * N
+        prenorm = self.residual == "prenorm"
+
+        h = self.norm1.fused(x)  # [K, B, N, D], fresh and contiguous
+        qkv = self.qkv.fused(h.view(K, rows, D))  # [K, B*N, 3*H*dh]
+        o = self._attend(qkv, K * B, N)  # [K*B, H, N, dh]
+        o = o.transpose(1, 2).reshape(K, rows, self.num_heads * self.head_dim)
+        x = self._project_add(self.proj, o, x if prenorm else h)  # shared x broadcasts over K
+
+        h = self.norm2.fused(x)
+        f = self._drop(F.gelu(self.fc1.fused(h.view(K, rows, D))))
+        return self._project_add(self.fc2, f, x if prenorm else h)
+
+    # -- loop: branch k alone ---------------------------------------------------------------
+    def forward_branch(self, x: Tensor, k: int) -> Tensor:
+        """Branch ``k`` of this level: ``x`` ``[B, N, D]`` -> ``[B, N, D]``."""
+        B, N, D = x.shape
+        prenorm = self.residual == "prenorm"
+
+        h = self.norm1.branch(x, k)
+        qkv = self.qkv.branch(h.reshape(B * N, D), k)
+        o = self._attend(qkv, B, N)
+        o = o.transpose(1, 2).reshape(B * N, self.num_heads * self.head_dim)
+        o = self._drop(self.proj.branch(o, k)).view(B, N, D)
+        x = (x + o) if prenorm else (h + o)
+
+        h = self.norm2.branch(x, k)
+        f = F.gelu(self.fc1.branch(h.reshape(B * N, D), k))
+        f = self._drop(self.fc2.branch(self._drop(f), k)).view(B, N, D)
+        return (x + f) if prenorm else (h + f)
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_heads={self.num_heads}, head_dim={self.head_dim}, residual={self.residual!r}, "
+            f"drop_rate={self.drop_rate}, attn_drop_rate={self.attn_drop_rate}"
+        )

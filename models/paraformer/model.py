@@ -1,0 +1,313 @@
+"""The Para-Former vision model (Wang & Li, arXiv 2407.21670), two executions of one function."""
+
+from __future__ import annotations
+
+from numbers import Real
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .layers import ParallelBlock
+
+__all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "ParaFormer"]
+
+EXECUTIONS = ("loop", "fused")
+RESIDUALS = ("authors", "prenorm")
+POOLS = ("cls", "mean")
+
+
+def _pair(name: str, value: Any) -> tuple[int, int]:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        out = tuple(value)
+    else:
+        out = (value, value)
+    for v in out:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int (or a pair of them), got {value!r}")
+    return out  # type: ignore[return-value]
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def _rate(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+class ParaFormer(nn.Module):
+    """Para-Former: K parallel transformer branches on a shared embedding, summed.
+
+    Architecture (from the authors' public code)::
+
+        x0 = dropout(cat(cls, Linear(flatten_(p1 p2 c)(patches))) + pos)     # [B, N+1, D]
+        y  = sum_k Branch_k(x0)        # plain sum: no gating, no 1/K
+        out = Linear(LayerNorm(pool(y)))       # pool: CLS token, or mean over all N+1 tokens
+
+    A branch is ``branch_depth`` transformer blocks (see :class:`~paraformer.layers.ParallelBlock`).
+    With the default ``residual="authors"`` a block computes
+    ``x = Attn(LN(x)) + LN(x)`` then ``x = FFN(LN(x)) + LN(x)``: the authors wrap
+    ``Residual(f)`` (which returns ``f(u) + u``) inside ``PreNorm``, so the
+    residual adds the *normalised* input rather than the block input.
+    ``residual="prenorm"`` is the standard ``x = x + Attn(LN(x))``;
+    ``x = x + FFN(LN(x))``. ``pool="mean"`` averages all tokens including CLS,
+    as the authors do.
+
+    Two executions of the same function, sharing one parameter layout (every
+    branch tensor is stacked on a leading K axis), so a state_dict moves freely
+    between them:
+
+    * ``execution="loop"``: the authors' single-device algorithm, the branches
+      run one after another in Python (operator count grows with K);
+    * ``execution="fused"``: all branches in one batched pass: one ``bmm`` /
+      ``baddbmm`` per projection over ``[K, B*(N+1), D]``, fused QKV, one
+      ``scaled_dot_product_attention`` call over K*B sequences, one sum over K
+      at the end (operator count independent of K).
+
+    Switch with :meth:`set_execution`. Without active dropout the fused path
+    folds bias and residual into the GEMM accumulator with the in-place
+    ``Tensor.baddbmm_``; importing :mod:`paraformer` teaches torch's
+    ``FlopCounterMode`` to count that op (see :mod:`paraformer.analytic`).
+    LayerNorm eps is 1e-5 (PyTorch's default, as in the authors' code; timm's
+    ViT uses 1e-6).
+
+    Args:
+        img_size: input image size (int or (H, W)); must be divisible by ``patch_size``.
+        patch_size: patch side p (int or (ph, pw)).
+        in_chans: input channels C.
+        num_classes: classifier outputs; 0 gives an identity head (pooled features).
+        embed_dim: model width D; must be divisible by ``num_heads``.
+        num_heads: attention heads H.
+        head_dim: width per head dh (explicit, as in the authors' code; inner width H*dh).
+        mlp_dim: FFN hidden width M.
+        num_branches: number of parallel branches K >= 1.
+        branch_depth: blocks per branch >= 1.
+        residual: ``"authors"`` (default, see above) or ``"prenorm"``.
+        pool: ``"cls"`` or ``"mean"``.
+        drop_rate: dropout after the attention output projection and in the FFN.
+        attn_drop_rate: dropout on the attention probabilities.
+        emb_drop_rate: dropout on the embedded tokens.
+        execution: ``"loop"`` or ``"fused"``.
+        device, dtype: factory arguments for the parameters.
+    """
+
+    def __init__(
+        self,
+        img_size: int | tuple[int, int] = 224,
+        patch_size: int | tuple[int, int] = 16,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        embed_dim: int = 192,
+        num_heads: int = 3,
+        head_dim: int = 64,
+        mlp_dim: int = 768,
+        num_branches: int = 8,
+        branch_depth: int = 2,
+        residual: str = "authors",
+        pool: str = "cls",
+        drop_rate: float = 0.1,
+        attn_drop_rate: float = 0.0,
+        emb_drop_rate: float = 0.1,
+        execution: str = "fused",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        img = _pair("img_size", img_size)
+        patch = _pair("patch_size", patch_size)
+        if img[0] % patch[0] or img[1] % patch[1]:
+            raise ValueError(
+                f"img_size {img_size!r} must be divisible by patch_size {patch_size!r}"
+            )
+        in_chans = _positive_int("in_chans", in_chans)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
+        embed_dim = _positive_int("embed_dim", embed_dim)
+        num_heads = _positive_int("num_heads", num_heads)
+        head_dim = _positive_int("head_dim", head_dim)
+        mlp_dim = _positive_int("mlp_dim", mlp_dim)
+        if embed_dim % num_heads:
+            raise ValueError(
+                f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
+            )
+        num_branches = _positive_int("num_branches", num_branches)
+        branch_depth = _positive_int("branch_depth", branch_depth)
+        residual = _choice("residual", residual, RESIDUALS)
+        pool = _choice("pool", pool, POOLS)
+        drop_rate = _rate("drop_rate", drop_rate)
+        attn_drop_rate = _rate("attn_drop_rate", attn_drop_rate)
+        emb_drop_rate = _rate("emb_drop_rate", emb_drop_rate)
+        execution = _choice("execution", execution, EXECUTIONS)
+
+        fk = {"device": device, "dtype": dtype}
+        self.img_size = img
+        self.patch_size = patch
+        self.in_chans = in_chans
+        self.grid_size = (img[0] // patch[0], img[1] // patch[1])
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.num_tokens = self.num_patches + 1
+        self.patch_dim = patch[0] * patch[1] * in_chans
+        self.num_classes = num_classes
+        self.embed_dim = self.num_features = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.mlp_dim = mlp_dim
+        self.num_branches = num_branches
+        self.branch_depth = branch_depth
+        self.residual = residual
+        self.pool = pool
+        self.drop_rate = drop_rate
+        self.attn_drop_rate = attn_drop_rate
+        self.emb_drop_rate = emb_drop_rate
+        self.execution = execution
+
+        self.patch_embed = nn.Linear(self.patch_dim, embed_dim, **fk)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim, **fk))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, embed_dim, **fk))
+        self.emb_drop = nn.Dropout(emb_drop_rate)
+        self.blocks = nn.ModuleList(
+            ParallelBlock(
+                num_branches,
+                embed_dim,
+                num_heads,
+                head_dim,
+                mlp_dim,
+                residual=residual,
+                drop_rate=drop_rate,
+                attn_drop_rate=attn_drop_rate,
+                **fk,
+            )
+            for _ in range(branch_depth)
+        )
+        self.norm = nn.LayerNorm(embed_dim, **fk)
+        self.head = nn.Linear(embed_dim, num_classes, **fk) if num_classes else nn.Identity()
+        self.reset_parameters()
+
+    # -- construction helpers ---------------------------------------------------------------
+    def reset_parameters(self) -> None:
+        """Truncated-normal(0.02) weights, zero biases, unit norms; random CLS / positions."""
+        nn.init.trunc_normal_(self.patch_embed.weight, std=0.02)
+        nn.init.zeros_(self.patch_embed.bias)
+        nn.init.normal_(self.cls_token, std=1e-6)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        for blk in self.blocks:
+            for m in blk.children():
+                m.reset_parameters()
+        self.norm.reset_parameters()
+        if isinstance(self.head, nn.Linear):
+            nn.init.trunc_normal_(self.head.weight, std=0.02)
+            nn.init.zeros_(self.head.bias)
+
+    def set_execution(self, execution: str) -> ParaFormer:
+        """Switch between ``"loop"`` and ``"fused"`` (same parameters); returns self."""
+        self.execution = _choice("execution", execution, EXECUTIONS)
+        return self
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments that define the function (not device/dtype)."""
+        return {
+            "img_size": self.img_size,
+            "patch_size": self.patch_size,
+            "in_chans": self.in_chans,
+            "num_classes": self.num_classes,
+            "embed_dim": self.embed_dim,
+            "num_heads": self.num_heads,
+            "head_dim": self.head_dim,
+            "mlp_dim": self.mlp_dim,
+            "num_branches": self.num_branches,
+            "branch_depth": self.branch_depth,
+            "residual": self.residual,
+            "pool": self.pool,
+            "drop_rate": self.drop_rate,
+            "attn_drop_rate": self.attn_drop_rate,
+            "emb_drop_rate": self.emb_drop_rate,
+            "execution": self.execution,
+        }
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed", "cls_token"}
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    # -- forward ----------------------------------------------------------------------------
+    def embed(self, x: Tensor) -> Tensor:
+        """Images ``[B, C, H, W]`` -> embedded tokens x0 ``[B, N+1, D]``."""
+        B, C, H, W = x.shape
+        if (H, W) != self.img_size or C != self.in_chans:
+            raise ValueError(
+                f"expected input [B, {self.in_chans}, {self.img_size[0]}, {self.img_size[1]}], "
+                f"got {list(x.shape)}"
+            )
+        (ph, pw), (gh, gw) = self.patch_size, self.grid_size
+        # b c (gh p1) (gw p2) -> b (gh gw) (p1 p2 c)
+        x = x.reshape(B, C, gh, ph, gw, pw).permute(0, 2, 4, 3, 5, 1).reshape(B, gh * gw, -1)
+        x = self.patch_embed(x)
+        x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1) + self.pos_embed
+        return self.emb_drop(x)
+
+    def forward_branches(self, x0: Tensor) -> Tensor:
+        """Fused branch stacks on x0 ``[B, N+1, D]`` -> per-branch outputs ``[K, B, N+1, D]``."""
+        x = x0
+        for blk in self.blocks:
+            x = blk.forward_fused(x)
+        return x
+
+    def forward_branch(self, x0: Tensor, k: int) -> Tensor:
+        """Branch ``k`` alone on x0 ``[B, N+1, D]`` -> ``[B, N+1, D]``."""
+        x = x0
+        for blk in self.blocks:
+            x = blk.forward_branch(x, k)
+        return x
+
+    def _loop_sum(self, x0: Tensor) -> Tensor:
+        y = self.forward_branch(x0, 0)
+        for k in range(1, self.num_branches):
+            y = y + self.forward_branch(x0, k)
+        return y
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Images -> the branch sum ``y = sum_k Branch_k(x0)``, ``[B, N+1, D]``."""
+        x0 = self.embed(x)
+        if self.execution == "loop":
+            return self._loop_sum(x0)
+        return self.forward_branches(x0).sum(0)
+
+    def forward_head(self, y: Tensor, pre_logits: bool = False) -> Tensor:
+        """Branch sum ``[B, N+1, D]`` -> pooled, normalised -> logits."""
+        y = y[:, 0] if self.pool == "cls" else y.mean(1)
+        y = self.norm(y)
+        return y if pre_logits else self.head(y)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x0 = self.embed(x)
+        if self.execution == "loop":
+            return self.forward_head(self._loop_sum(x0))
+        z = self.forward_branches(x0)  # [K, B, N+1, D]
+        # One reduction over K, restricted to what the head reads.
+        if self.pool == "cls":
+            y = z[:, :, 0].sum(0)
+        else:
+            y = z.sum((0, 2)) / z.shape[2]
+        return self.head(self.norm(y))
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_branches={self.num_branches}, branch_depth={self.branch_depth}, "
+            f"execution={self.execution!r}, residual={self.residual!r}, pool={self.pool!r}"
+        )

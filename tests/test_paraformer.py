@@ -1,0 +1,384 @@
+"""Para-Former model package: two executions of one function, counts, timm registry.
+
+CPU only, tiny configurations (32x32 images, patch 8, D 64, H 2, dh 32, M 128).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import paraformer
+import pytest
+import timm
+import torch
+from paraformer import ParaFormer, paraformer_flops, param_count, transformer_matmul_flops
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
+
+TINY = {
+    "img_size": 32,
+    "patch_size": 8,
+    "in_chans": 3,
+    "num_classes": 10,
+    "embed_dim": 64,
+    "num_heads": 2,
+    "head_dim": 32,
+    "mlp_dim": 128,
+    "drop_rate": 0.0,
+    "attn_drop_rate": 0.0,
+    "emb_drop_rate": 0.0,
+}
+RTOL = 2e-5  # float32, relative error in norm
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread is faster and robust to a loaded machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny(**over) -> dict:
+    return {**TINY, **over}
+
+
+def build(seed: int = 0, **over) -> ParaFormer:
+    """A tiny model with every parameter perturbed (so branches and norms all differ)."""
+    torch.manual_seed(seed)
+    m = ParaFormer(**tiny(**over))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return m.eval()
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def images(batch: int, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, 32, 32, generator=g)
+
+
+def run_with_grads(model: ParaFormer, x: torch.Tensor, w: torch.Tensor):
+    model.zero_grad(set_to_none=True)
+    out = model(x)
+    (out * w).sum().backward()
+    return out.detach(), {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+
+
+def assert_executions_agree(fused: ParaFormer, x: torch.Tensor) -> None:
+    loop = copy.deepcopy(fused).set_execution("loop")
+    assert fused.execution == "fused" and loop.execution == "loop"
+    w = torch.randn(x.shape[0], fused.num_classes, generator=torch.Generator().manual_seed(2))
+    out_f, g_f = run_with_grads(fused, x, w)
+    out_l, g_l = run_with_grads(loop, x, w)
+    assert out_f.shape == (x.shape[0], fused.num_classes)
+    assert rel_err(out_f, out_l) < RTOL
+    assert g_f.keys() == g_l.keys()
+    for name in g_l:
+        assert g_l[name].norm() > 0, name
+        assert rel_err(g_f[name], g_l[name]) < RTOL, name
+
+
+# -- the two executions compute one function ------------------------------------------------
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("depth", [1, 3])
+@pytest.mark.parametrize("K", [1, 2, 5])
+def test_loop_and_fused_agree(K, depth, batch):
+    m = build(num_branches=K, branch_depth=depth, execution="fused")
+    assert_executions_agree(m, images(batch))
+
+
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+@pytest.mark.parametrize("residual", ["authors", "prenorm"])
+def test_loop_and_fused_agree_residual_pool(residual, pool):
+    m = build(num_branches=3, branch_depth=2, residual=residual, pool=pool)
+    assert_executions_agree(m, images(2))
+
+
+def test_forward_features_and_head_compose():
+    for execution in ("fused", "loop"):
+        m = build(num_branches=3, branch_depth=2, pool="mean", execution=execution)
+        x = images(2)
+        y = m.forward_features(x)
+        assert y.shape == (2, m.num_tokens, 64)
+        assert rel_err(m.forward_head(y), m(x)) < RTOL
+        assert m.forward_head(y, pre_logits=True).shape == (2, 64)
+
+
+def _reference_block(blk, x: torch.Tensor, residual: str) -> torch.Tensor:
+    """Branch 0 of a ParallelBlock written out by hand (B=2, N=5, D=64, H=2, dh=32)."""
+    F = torch.nn.functional
+
+    def ln(norm, t):
+        return F.layer_norm(t, (64,), norm.weight[0], norm.bias[0])
+
+    def attn(u):
+        q, k, v = (u @ blk.qkv.weight[0]).view(2, 5, 3, 2, 32).permute(2, 0, 3, 1, 4)
+        a = torch.softmax(q @ k.transpose(-1, -2) * 32**-0.5, -1) @ v
+        return a.transpose(1, 2).reshape(2, 5, 64) @ blk.proj.weight[0] + blk.proj.bias[0]
+
+    def ffn(u):
+        hid = F.gelu(u @ blk.fc1.weight[0] + blk.fc1.bias[0])
+        return hid @ blk.fc2.weight[0] + blk.fc2.bias[0]
+
+    if residual == "authors":  # x = f(LN(x)), f(u) = Attn(u) + u; then the same with FFN
+        h = ln(blk.norm1, x)
+        y = attn(h) + h
+        h = ln(blk.norm2, y)
+        return ffn(h) + h
+    y = x + attn(ln(blk.norm1, x))
+    return y + ffn(ln(blk.norm2, y))
+
+
+def test_residual_modes_differ_and_match_definition():
+    """'authors' adds the normalised input, 'prenorm' the block input (one block by hand)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 64)
+    outs = {}
+    for residual in ("authors", "prenorm"):
+        blk = build(num_branches=1, branch_depth=1, residual=residual).blocks[0]
+        with torch.no_grad():
+            want = _reference_block(blk, x, residual)
+            got_f = blk.forward_fused(x)[0]
+            got_l = blk.forward_branch(x, 0)
+        assert rel_err(got_f, want) < 1e-5
+        assert rel_err(got_l, want) < 1e-5
+        outs[residual] = got_f
+    assert rel_err(outs["authors"], outs["prenorm"]) > 1e-2
+
+
+def test_branches_are_summed_plainly():
+    """y = sum_k Branch_k(x0): no 1/K, no gating."""
+    m = build(num_branches=4, branch_depth=2)
+    with torch.no_grad():
+        x0 = m.embed(images(2))
+        z = m.forward_branches(x0)
+        each = torch.stack([m.forward_branch(x0, k) for k in range(4)])
+        assert rel_err(z, each) < RTOL
+        assert rel_err(m.forward_features(images(2)), each.sum(0)) < RTOL
+
+
+def test_training_mode_with_dropout_runs_both_executions():
+    for execution in ("fused", "loop"):
+        m = ParaFormer(
+            **tiny(
+                num_branches=3,
+                branch_depth=2,
+                drop_rate=0.1,
+                attn_drop_rate=0.1,
+                emb_drop_rate=0.1,
+                execution=execution,
+            )
+        ).train()
+        out = m(images(2))
+        out.sum().backward()
+        assert torch.isfinite(out).all()
+        assert all(p.grad is not None for p in m.parameters())
+
+
+def test_state_dict_moves_between_executions():
+    loop = build(seed=3, num_branches=4, branch_depth=2, execution="loop")
+    fused = ParaFormer(**tiny(num_branches=4, branch_depth=2, execution="fused")).eval()
+    fused.load_state_dict(loop.state_dict())
+    x = images(3)
+    with torch.no_grad():
+        assert rel_err(fused(x), loop(x)) < RTOL
+    assert loop.state_dict().keys() == fused.state_dict().keys()
+
+
+# -- counts -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "over",
+    [
+        {},
+        {"num_branches": 1, "branch_depth": 1},
+        {"num_branches": 5, "branch_depth": 3, "num_classes": 0},
+        {"img_size": (32, 48), "patch_size": (8, 16), "in_chans": 1, "mlp_dim": 96, "head_dim": 16},
+    ],
+)
+def test_param_count_matches_analytic(over):
+    kw = tiny(**over)
+    m = ParaFormer(**kw)
+    assert sum(p.numel() for p in m.parameters()) == param_count(**kw) == param_count(**m.config)
+
+
+def test_authors_default_param_count():
+    m = ParaFormer()
+    assert sum(p.numel() for p in m.parameters()) == param_count()
+
+
+def _timm_vit(K, **kw):
+    return timm.create_model(
+        "vit_small_patch16_224",
+        pretrained=False,
+        depth=K,
+        embed_dim=64,
+        num_heads=2,
+        mlp_ratio=128 / 64,
+        img_size=32,
+        patch_size=8,
+        num_classes=10,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("K", [1, 4])
+def test_params_equal_serial_timm_vit_up_to_qkv_bias(K):
+    """K branches of depth 1 vs timm ViT of depth K at equal width.
+
+    Same tensors up to layout: conv patch embed (D*C*p*p + D) vs Linear(p*p*C -> D),
+    CLS, positions (1, N+1, D), per block 2 LayerNorms + qkv + proj + fc1 + fc2,
+    final LayerNorm + head. The only difference: timm's qkv bias (3*H*dh per block).
+    """
+    pf = sum(p.numel() for p in ParaFormer(**tiny(num_branches=K, branch_depth=1)).parameters())
+    vit_bias = sum(p.numel() for p in _timm_vit(K).parameters())
+    vit_nobias = sum(p.numel() for p in _timm_vit(K, qkv_bias=False).parameters())
+    assert vit_nobias == pf
+    assert vit_bias - pf == K * 3 * 2 * 32
+
+
+def _counted_flops(model, x) -> int:
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
+        model(x)
+    return fc.get_total_flops()
+
+
+@pytest.mark.parametrize("execution", ["fused", "loop"])
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"num_branches": 3, "branch_depth": 2},
+        {"num_branches": 1, "branch_depth": 1, "pool": "mean"},
+    ],
+)
+def test_flop_counter_matches_analytic(execution, over):
+    kw = tiny(**over, execution=execution)
+    assert _counted_flops(ParaFormer(**kw), images(2)) == 2 * paraformer_flops(**kw)
+
+
+def test_serial_vit_flops_equal():
+    """The serial twin (timm ViT, depth K) has the same matmul FLOPs as K branches of depth 1."""
+    K = 4
+    x = images(2)
+    want = 2 * transformer_matmul_flops(17, 64, 2, 32, 128, K, 8 * 8 * 3, 10)
+    assert _counted_flops(_timm_vit(K, qkv_bias=False), x) == want
+    assert want == 2 * paraformer_flops(**tiny(num_branches=K, branch_depth=1))
+
+
+# -- fused is one pass ----------------------------------------------------------------------
+def _aten_op_count(model, x) -> int:
+    with torch.no_grad():
+        model(x)  # warm-up outside the profile
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model(x)
+    return sum(1 for e in prof.events() if e.name.startswith("aten::"))
+
+
+def test_fused_operator_count_independent_of_K():
+    x = images(1)
+    fused = {K: _aten_op_count(build(num_branches=K, branch_depth=2), x) for K in (1, 8, 16)}
+    loop = {
+        K: _aten_op_count(build(num_branches=K, branch_depth=1, execution="loop"), x)
+        for K in (1, 8, 16)
+    }
+    assert fused[1] == fused[8] == fused[16], fused
+    # loop: a fixed number of operators per branch (plus one add per extra branch)
+    assert loop[1] < loop[8] < loop[16], loop
+    assert 7 * (loop[16] - loop[8]) == 8 * (loop[8] - loop[1]), loop
+
+
+# -- timm registry --------------------------------------------------------------------------
+def test_timm_registry_lists_variants():
+    names = timm.list_models("paraformer*")
+    assert {"paraformer_tiny_patch16_224", "paraformer_small_patch16_224"} <= set(names)
+
+
+def test_timm_create_model_defaults():
+    m = timm.create_model("paraformer_tiny_patch16_224")
+    c = m.config
+    assert (c["embed_dim"], c["num_heads"], c["head_dim"], c["mlp_dim"]) == (192, 3, 64, 768)
+    assert (c["num_branches"], c["branch_depth"], c["patch_size"], c["img_size"]) == (
+        8,
+        2,
+        (16, 16),
+        (224, 224),
+    )
+    assert (c["residual"], c["pool"], c["drop_rate"], c["emb_drop_rate"]) == (
+        "authors",
+        "cls",
+        0.1,
+        0.1,
+    )
+    s = timm.create_model("paraformer_small_patch16_224", num_branches=2, branch_depth=1)
+    assert (s.embed_dim, s.num_heads, s.head_dim, s.mlp_dim) == (384, 6, 64, 1536)
+    assert s.pretrained_cfg["input_size"] == (3, 224, 224)
+
+
+def test_timm_create_model_overrides():
+    m = timm.create_model(
+        "paraformer_small_patch16_224",
+        num_branches=5,
+        branch_depth=1,
+        img_size=32,
+        patch_size=8,
+        num_classes=7,
+        execution="loop",
+    ).eval()
+    assert isinstance(m, ParaFormer)
+    assert (m.num_branches, m.branch_depth, m.execution, m.num_classes) == (5, 1, "loop", 7)
+    assert m.blocks[0].qkv.weight.shape == (5, 384, 3 * 6 * 64)
+    assert len(m.blocks) == 1
+    with torch.no_grad():
+        assert m(images(2)).shape == (2, 7)
+    assert sum(p.numel() for p in m.parameters()) == param_count(**m.config)
+
+
+def test_timm_pretrained_raises():
+    with pytest.raises(ValueError, match="pretrained"):
+        timm.create_model("paraformer_tiny_patch16_224", pretrained=True)
+
+
+# -- validation ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        ({"num_branches": 0}, "num_branches"),
+        ({"num_branches": -2}, "num_branches"),
+        ({"branch_depth": 0}, "branch_depth"),
+        ({"img_size": 30}, "img_size"),
+        ({"img_size": (32, 36)}, "img_size"),
+        ({"embed_dim": 63}, "embed_dim"),
+        ({"num_heads": 3}, "num_heads"),
+        ({"execution": "parallel"}, "execution"),
+        ({"residual": "postnorm"}, "residual"),
+        ({"pool": "max"}, "pool"),
+        ({"drop_rate": -0.1}, "drop_rate"),
+        ({"attn_drop_rate": -0.5}, "attn_drop_rate"),
+        ({"emb_drop_rate": -1.0}, "emb_drop_rate"),
+        ({"drop_rate": 1.0}, "drop_rate"),
+        ({"num_classes": -1}, "num_classes"),
+        ({"head_dim": 0}, "head_dim"),
+        ({"mlp_dim": 0}, "mlp_dim"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_them(bad, name):
+    with pytest.raises(ValueError, match=name):
+        ParaFormer(**tiny(**bad))
+
+
+def test_set_execution_validates():
+    m = build(num_branches=2, branch_depth=1)
+    with pytest.raises(ValueError, match="execution"):
+        m.set_execution("gpu")
+    assert m.set_execution("loop") is m and m.execution == "loop"
+
+
+def test_package_exports():
+    for name in paraformer.__all__:
+        assert hasattr(paraformer, name), name
