@@ -132,6 +132,9 @@ PRESETS: dict[str, Sweep] = {
         warmup=3,
         min_samples=10,
         min_time_s=0.2,
+        # one thread: on a 2-core box a second thread competes with everything else
+        # running and makes tiny forwards 10-100x noisier
+        threads=1,
     ),
     # The GPU sweep that tests the paper's claim at ViT-S width.
     "paper": Sweep(

@@ -11,7 +11,10 @@ fi
 # torch/torchvision: on this project's machines pip's configuration serves the
 # torch 2.14.1 + torchvision 0.29.1 pair from local disk (see ../shared/DESIGN.md).
 stamp=.venv/.parabench-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# reinstall when pyproject changed, or when a package appeared that the editable
+# install does not map yet
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+   || ! .venv/bin/python -c "import parabench.cli, paraformer.model" 2>/dev/null; then
   echo "== installing parabench and its dependencies into .venv (first time: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[dev]"

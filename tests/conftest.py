@@ -26,3 +26,7 @@ def cli():
 def _default_db_in_tmp(tmp_path, monkeypatch):
     # never let a test write into the user's results/parabench.db
     monkeypatch.setenv("PARABENCH_DB", str(tmp_path / "default.db"))
+
+
+# the fake pynvml used by the NVML and telemetry tests (no NVIDIA driver on CI)
+from fake_nvml import fake_nvml, make_fake_pynvml  # noqa: E402,F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -77,8 +78,18 @@ def table(df) -> str:
             _fmt(r.peak_fraction, ".2f", 100),
         ))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                      for row in rows)
+
+
+def _quiet_kineto_without_gpu() -> None:
+    """A CUDA build of torch on a machine without a driver makes kineto log a bogus
+    'gpuGetDeviceCount failed' ERROR on every trace; keep kineto's log level as the
+    user set it, else silence it, but only where there is no GPU to report on."""
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("KINETO_LOG_LEVEL", "5")
 
 
 def main(args) -> int:
@@ -91,6 +102,7 @@ def main(args) -> int:
     if args.trace_dir.exists() and not args.trace_dir.is_dir():
         raise UsageError(f"--trace-dir {args.trace_dir} exists and is not a directory")
     sweep = _sweep(args)
+    _quiet_kineto_without_gpu()
     store = Store(args.db)
     passes = extra_passes(sweep, profile=True, telemetry=args.telemetry,
                           trace_dir=args.trace_dir, store=store)

@@ -40,7 +40,7 @@ def _init():
             return None
         try:
             pynvml.nvmlInit()
-        except Exception as e:  # noqa: BLE001  LibraryNotFound, DriverNotLoaded, NoPermission...
+        except Exception as e:  # LibraryNotFound, DriverNotLoaded, NoPermission...
             _state["reason"] = f"NVML unavailable: {_error_text(e)}"
             return None
         _state["lib"] = pynvml
@@ -68,7 +68,7 @@ def query(fn_name: str, *args):
         return Missing(f"{fn_name} is not in this nvidia-ml-py version")
     try:
         return fn(*args)
-    except Exception as e:  # noqa: BLE001  the funnel's contract: never raise
+    except Exception as e:  # the funnel's contract: never raise
         return Missing(f"{fn_name}: {_error_text(e)}")
 
 
@@ -108,7 +108,7 @@ def cuda_handle(cuda_index: int = 0):
         import torch
 
         uuid = getattr(torch.cuda.get_device_properties(cuda_index), "uuid", None)
-    except Exception:  # noqa: BLE001, S110  no usable CUDA: the index is all there is
+    except Exception:  # no usable CUDA: the index is all there is
         uuid = None
     if uuid is not None:
         text = str(uuid)

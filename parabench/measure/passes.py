@@ -20,7 +20,7 @@ def guarded(fn):
     def run(ctx) -> dict:
         try:
             return fn(ctx)
-        except Exception as e:  # noqa: BLE001  (KeyboardInterrupt still stops the sweep)
+        except Exception as e:  # KeyboardInterrupt still stops the sweep
             import gc
 
             gc.collect()

@@ -157,13 +157,17 @@ def summarize_trace(trace) -> dict:
         with open(trace) as f:
             trace = json.load(f)
     events = [e for e in trace.get("traceEvents", []) if e.get("ph") == "X" and "dur" in e]
-    steps = [e for e in events if str(e.get("name", "")).startswith("ProfilerStep#")]
+    # host-side step annotations only: CUDA traces mirror them on the GPU timeline
+    # ("gpu_user_annotation"), and older torch files them as cpu_op
+    steps = [e for e in events if str(e.get("name", "")).startswith("ProfilerStep#")
+             and not str(e.get("cat", "")).startswith("gpu_")]
     if not steps:
         raise ValueError("trace holds no ProfilerStep events (was it recorded with a schedule?)")
     n = len(steps)
     t0 = min(e["ts"] for e in steps)
     host_end = max(e["ts"] + e["dur"] for e in steps)
-    ops = [e for e in events if e.get("cat") == "cpu_op" and t0 <= e["ts"] <= host_end]
+    ops = [e for e in events if e.get("cat") == "cpu_op" and t0 <= e["ts"] <= host_end
+           and not str(e.get("name", "")).startswith("ProfilerStep#")]
     nodes = _op_tree(ops)
     gpu = [e for e in events if e.get("cat") in _GPU_CATS]
     kernels = [e for e in gpu if e.get("cat") == "kernel"]

@@ -162,7 +162,8 @@ class Sampler:
 
     def energy_from_power_j(self, t0: float, t1: float) -> float | None:
         """Energy over [t0, t1] by integrating the sampled power (trapezoids)."""
-        pts = [(s["t"], s["power_w"]) for s in self.samples if "power_w" in s and t0 <= s["t"] <= t1]
+        pts = [(s["t"], s["power_w"]) for s in self.samples
+               if "power_w" in s and t0 <= s["t"] <= t1]
         if len(pts) < 2:
             return None
         return sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in itertools.pairwise(pts))

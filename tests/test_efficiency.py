@@ -1,0 +1,70 @@
+"""Achieved TFLOP/s and the measured, cached peak."""
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from parabench.config import Point, Sweep
+from parabench.measure import efficiency
+from parabench.measure.efficiency import (
+    achieved_tflops,
+    efficiency_pass,
+    measure_peak,
+    peak_key,
+    peak_tflops,
+)
+from parabench.store import Store
+
+
+def test_achieved_tflops_arithmetic():
+    # 1 GFLOP per image, batch 4, 2 ms -> 2 TFLOP/s
+    assert achieved_tflops(1e9, 4, 2.0) == pytest.approx(2.0)
+    assert achieved_tflops(1e9, 4, 2.0, "train") == pytest.approx(6.0)
+    assert achieved_tflops(None, 4, 2.0) is None
+    assert achieved_tflops(1e9, 4, 0.0) is None
+
+
+def test_cpu_peak_is_sane():
+    tflops, detail = measure_peak("cpu", "float32", size=512, min_time_s=0.2)
+    assert 1e-4 < tflops < 20  # 2 cores: tens of GFLOP/s; anything in range is a real number
+    assert detail["size"] == 512 and detail["reps"] >= 3 and detail["threads"] >= 1
+
+
+def test_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_measure(device, dtype):
+        calls.append((device, dtype))
+        return 0.05, {"size": 1}
+
+    monkeypatch.setattr(efficiency, "measure_peak", fake_measure)
+    with Store(tmp_path / "db.sqlite") as store:
+        assert peak_tflops(store, "cpu", "float32", machine="m") == (0.05, "measured")
+        assert peak_tflops(store, "cpu", "float32", machine="m") == (0.05, "cached")
+        dev, dt = peak_key("cpu", "float32")
+        assert store.get_peak("m", dev, dt) == 0.05
+    assert calls == [("cpu", "float32")]
+
+
+def test_efficiency_pass(tmp_path, monkeypatch):
+    monkeypatch.setattr(efficiency, "measure_peak", lambda d, t: (0.02, {}))
+    sweep = Sweep(families=("vit",), depths=(2,))
+    point = Point("vit", 2, 4, "float32", "eager", "infer")
+    with Store(tmp_path / "db.sqlite") as store:
+        fn = efficiency_pass(store)
+        ctx = types.SimpleNamespace(point=point, sweep=sweep, latency_ms=1.0, store=store)
+        out = fn(ctx)
+    from parabench.catalog import model_info
+
+    flops = model_info("vit", 2, width="tiny", img_size=32)["flops"]
+    assert out["achieved_tflops"] == pytest.approx(flops * 4 / 1e-3 / 1e12)
+    assert out["peak_fraction"] == pytest.approx(out["achieved_tflops"] / 0.02)
+    assert out["peak_source"] == "measured" and out["flops_factor"] == 1.0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_gpu_peak_is_sane():
+    tflops, detail = measure_peak("cuda", "bfloat16")
+    assert 1 < tflops < 5000 and detail["size"] == 8192
