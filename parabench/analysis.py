@@ -30,15 +30,17 @@ which is 0 when latency ignores depth and 1 when it is proportional to depth, wh
 the depth range. The rule, with the thresholds as module constants:
 
 * **flat in depth** -- elasticity < FLAT_ELASTICITY (0.1: over depths 1..48 this means
-  growing less than 1.47x), or the slope's CI reaches down to 0 or below (no growth that
-  the measurements can distinguish from noise);
+  growing less than 1.47x);
+* **inconclusive** -- the curve grows by more than that, but the slope's CI reaches down
+  to 0 or below: the measurements are too noisy to tell growth from noise (they are not
+  called flat, which would be the claim under test winning by default);
 * **linear in depth** -- elasticity >= LINEAR_ELASTICITY (0.5: over 1..48 at least 6.9x)
   and the slope's CI is above 0;
 * **sub-linear in depth** -- everything in between: latency grows with depth, but much
   less than depth does (e.g. a fused model whose fixed launch cost still dominates).
 
-"Flatness ends" at the smallest batch size whose regime is not flat, provided every
-smaller measured batch was flat.
+"Flatness ends" at the smallest batch size whose regime is not flat (inconclusive
+included), provided every smaller measured batch was flat.
 """
 from __future__ import annotations
 
@@ -110,20 +112,24 @@ def with_derived(df: pd.DataFrame) -> pd.DataFrame:
         for c in ("peak_mem_mib", "gpu_idle_fraction"):
             out[c] = pd.Series(dtype=float)
         return out
-    med = pd.to_numeric(out["median_ms"], errors="coerce")
-    thr = pd.to_numeric(out.get("throughput"), errors="coerce")
-    out["throughput"] = thr.fillna(out["batch"] / (med / 1e3))
-    flops = pd.to_numeric(out.get("flops"), errors="coerce")
-    est = flops * out["batch"] / (med / 1e3) / 1e12
+    med = _num(out, "median_ms")
+    out["throughput"] = _num(out, "throughput").fillna(out["batch"] / (med / 1e3))
+    est = _num(out, "flops") * out["batch"] / (med / 1e3) / 1e12
     est = est.where(out["workload"] == "infer")
-    out["achieved_tflops"] = pd.to_numeric(out.get("achieved_tflops"), errors="coerce").fillna(est)
-    gpu = pd.to_numeric(out.get("peak_mem_allocated"), errors="coerce")
-    rss = pd.to_numeric(out.get("peak_rss"), errors="coerce")
+    out["achieved_tflops"] = _num(out, "achieved_tflops").fillna(est)
+    gpu, rss = _num(out, "peak_mem_allocated"), _num(out, "peak_rss")
     out["peak_mem_mib"] = gpu.fillna(rss) / 2**20
-    out["peak_mem_kind"] = np.where(gpu.notna(), "GPU allocated", np.where(rss.notna(), "RSS", None))
-    busy = pd.to_numeric(out.get("gpu_busy_fraction"), errors="coerce")
-    out["gpu_idle_fraction"] = 1.0 - busy
+    out["peak_mem_kind"] = np.where(gpu.notna(), "GPU allocated",
+                                    np.where(rss.notna(), "RSS", None))
+    out["gpu_idle_fraction"] = 1.0 - _num(out, "gpu_busy_fraction")
     return out
+
+
+def _num(df: pd.DataFrame, col: str) -> pd.Series:
+    """Column as floats; all-NaN when the column is absent."""
+    if col not in df:
+        return pd.Series(np.nan, index=df.index, dtype=float)
+    return pd.to_numeric(df[col], errors="coerce").astype(float)
 
 
 def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -160,7 +166,7 @@ def fit_depth(depths, samples, *, seed: int = 0, n_boot: int = N_BOOTSTRAP) -> D
     from scipy.special import stdtrit  # scipy.stats would cost seconds to import
 
     pooled: dict[int, list[float]] = {}
-    for d, s in zip(depths, samples):
+    for d, s in zip(depths, samples, strict=True):
         vals = [float(v) for v in np.atleast_1d(s) if np.isfinite(v)]
         if vals:
             pooled.setdefault(int(d), []).extend(vals)
@@ -205,7 +211,7 @@ def _verdict(growth, elasticity, b_lo, dmin, dmax) -> tuple[str, str]:
     if elasticity < FLAT_ELASTICITY:
         return "flat", f"{span} (elasticity {elasticity:.2f} < {FLAT_ELASTICITY})"
     if np.isfinite(b_lo) and b_lo <= 0:
-        return "flat", f"{span}, but the slope's 95% CI includes 0"
+        return "inconclusive", f"{span}, but the slope's 95% CI includes 0: too noisy to tell"
     if elasticity >= LINEAR_ELASTICITY:
         return "linear", f"{span} (elasticity {elasticity:.2f} >= {LINEAR_ELASTICITY})"
     return "sub-linear", f"{span} (elasticity {elasticity:.2f})"
@@ -222,10 +228,10 @@ def depth_fits(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     for keys, g in ok.groupby(list(REGIME_KEYS), sort=True, dropna=False):
         samples = [
             s if isinstance(s, list) and s else [m]
-            for s, m in zip(g.get("samples_ms", [[]] * len(g)), g["median_ms"])
+            for s, m in zip(g.get("samples_ms", [[]] * len(g)), g["median_ms"], strict=True)
         ]
         fit = fit_depth(g["depth"].tolist(), samples, seed=seed)
-        rows.append({**dict(zip(REGIME_KEYS, keys)), **fit})
+        rows.append({**dict(zip(REGIME_KEYS, keys, strict=True)), **fit})
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -243,16 +249,19 @@ def flatness_end(fits: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for k, g in fitted.sort_values("batch").groupby(keys, sort=True, dropna=False):
         flat_up_to, ends_at = None, None
-        for batch, verdict in zip(g["batch"], g["verdict"]):
+        for batch, verdict in zip(g["batch"], g["verdict"], strict=True):
             if verdict == "flat":
                 flat_up_to = int(batch)
             else:
                 ends_at = int(batch)
                 break
-        rows.append({**dict(zip(keys, k)), "batches": [int(b) for b in g["batch"]],
+        rows.append({**dict(zip(keys, k, strict=True)), "batches": [int(b) for b in g["batch"]],
                      "verdicts": list(g["verdict"]), "flat_up_to": flat_up_to,
                      "ends_at": ends_at})
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    for c in ("flat_up_to", "ends_at"):  # keep None as None, not NaN in a float column
+        out[c] = pd.Series([r[c] for r in rows], dtype=object, index=out.index)
+    return out
 
 
 def parallel_over_serial(df: pd.DataFrame) -> pd.DataFrame:

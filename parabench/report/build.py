@@ -84,7 +84,8 @@ def build_report(db=None, run_ids=None, out=None, asv_results=None) -> ReportRes
         asv_results = default_asv_results()
 
     ctx = Context(records=records, runs=runs, figdir=figdir, out=out,
-                  comparison=comparison, asv_results=Path(asv_results) if asv_results else None)
+                  comparison=comparison, asv_results=Path(asv_results) if asv_results else None,
+                  db=db_path)
     sections = all_sections(ctx)
 
     data_csv = out / "data.csv"
@@ -96,9 +97,11 @@ def build_report(db=None, run_ids=None, out=None, asv_results=None) -> ReportRes
     ctx.ratios.to_csv(out / "ratios.csv", index=False)
 
     figures = [f.path for s in sections for f in s.figures]
-    written = ["index.html (this page)", "report.md", "data.csv (records, raw samples as JSON)",
-               "fits.csv (depth fits)", "ratios.csv (parallel / serial)"]
-    written += [f.rel for s in sections for f in s.figures]
+    written = [("index.html", "this page"), ("report.md", "the same report in Markdown"),
+               ("data.csv", "the records used, raw samples as JSON"),
+               ("fits.csv", "depth-scaling fit per regime"),
+               ("ratios.csv", "parallel / serial latency at equal depth")]
+    written += [(f.rel, f.caption) for s in sections for f in s.figures]
     sections.append(files(ctx, written))
 
     n_ok = int((records["status"] == "ok").sum()) if not records.empty else 0

@@ -37,16 +37,20 @@ class Missing:
 class Section:
     id: str
     title: str
+    lead: list[str] = field(default_factory=list)  # the answer, shown first and prominent
     paragraphs: list[str] = field(default_factory=list)
     bullets: list[str] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     missing: list[Missing] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # method notes, shown last and small
+    links: list[tuple[str, str]] = field(default_factory=list)  # (relative path, text)
 
     @property
     def empty(self) -> bool:
         """True when the section has nothing but missing-data notes."""
-        return not (self.paragraphs or self.bullets or self.figures or self.tables)
+        return not (self.lead or self.paragraphs or self.bullets or self.figures
+                    or self.tables or self.links)
 
 
 def fmt(v, digits: int = 3) -> str:

@@ -91,6 +91,10 @@ def _levels(values) -> list:
 
 def _plain(v, _pos=None) -> str:
     """Tick label without mathtext (10^k labels go through a slow TeX-like parser)."""
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:g}M"
+    if abs(v) >= 1e4:
+        return f"{v / 1e3:g}k"
     return f"{v:g}"
 
 
@@ -102,10 +106,12 @@ def _log_y(ax, values) -> None:
     ax.set_yscale("log")
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
-    if v.size and v.max() / v.min() < 8:
+    span = v.max() / v.min() if v.size else 1.0
+    if span < 8:
         ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
     else:
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
+        subs = (1.0, 2.0, 5.0) if span < 300 else (1.0,)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=8))
     ax.yaxis.set_major_formatter(FuncFormatter(_plain))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
@@ -158,91 +164,113 @@ def grid(
         return None
     if row != "metric":
         metrics = metrics[:1]
-    data = pd.concat([_finite(df, m).assign(_metric=i) for i, m in enumerate(metrics)])
-    rows = list(range(len(metrics))) if row == "metric" else _levels(data[row])
-    cols = _levels(data[col]) if col else [None]
+    data = _tidy(df, metrics, row=row, col=col, hue=hue, style=style, x=x)
+    rows = _levels(data["_row"])
+    cols = _levels(data["_col"])
     mpl, plt, sns = _plt()
-    colors = _colors(list(data[hue].unique()), sns)
-    styles = {v: STYLES[i % len(STYLES)] for i, v in enumerate(_levels(data[style]))} \
-        if style else {}
+    colors = _colors(list(data["_hue"].unique()), sns)
+    styles = {v: STYLES[i % len(STYLES)] for i, v in enumerate(_levels(data["_style"]))} \
+        if style else {"": "-"}
+    # one pass over the data: panels then only look their lines up
+    # several runs of one setup give several points per depth: draw their median
+    lines = {k: g.groupby("_x", as_index=False).agg(
+                 _y=("_y", "median"), _lo=("_lo", "min"), _hi=("_hi", "max"))
+             for k, g in data.groupby(["_row", "_col", "_hue", "_style"], sort=False)}
+    row_y = {r: g["_y"].to_numpy() for r, g in data.groupby("_row", sort=False)}
     nr, nc = len(rows), len(cols)
     w = LEFT + nc * PANEL_W + (nc - 1) * WGAP + RIGHT
-    h = TOP + nr * PANEL_H + (nr - 1) * HGAP + BOTTOM
+    title_lines = textwrap.wrap(_tx(title, 200), int((w - LEFT) * 10.5)) or [""]
+    top = TOP + 0.2 * (len(title_lines) - 1)
+    h = top + nr * PANEL_H + (nr - 1) * HGAP + BOTTOM
     with mpl.rc_context(_rc()):
         fig, axes = plt.subplots(nr, nc, squeeze=False, sharex=True, sharey="row",
                                  figsize=(w, h))
-        fig.subplots_adjust(left=LEFT / w, right=1 - RIGHT / w, top=1 - TOP / h,
+        fig.subplots_adjust(left=LEFT / w, right=1 - RIGHT / w, top=1 - top / h,
                             bottom=BOTTOM / h, wspace=WGAP / PANEL_W, hspace=HGAP / PANEL_H)
         for i, r in enumerate(rows):
             m = metrics[r] if row == "metric" else metrics[0]
             for j, c in enumerate(cols):
                 ax = axes[i][j]
-                sub = data[data["_metric"] == (r if row == "metric" else 0)]
-                if row != "metric":
-                    sub = sub[sub[row] == r]
-                if col:
-                    sub = sub[sub[col] == c]
                 parts = [] if row == "metric" else [f"{row} {r}"]
                 parts += [f"{col} {c}"] if col else []
                 ax.set_title(_tx(" · ".join(parts), 50), fontsize=9)
-                _panel(ax, sub, m, x=x, hue=hue, style=style, colors=colors, styles=styles)
-                if sub.empty:
+                drawn = 0
+                for hv, color in colors.items():
+                    for sv, ls in styles.items():
+                        g = lines.get((r, c, hv, sv))
+                        if g is not None:
+                            _line(ax, g, color, ls)
+                            drawn += 1
+                if not drawn:
                     ax.text(0.5, 0.5, "not measured", ha="center", va="center",
                             transform=ax.transAxes, color="0.5")
                 if hline is not None:
                     ax.axhline(hline, color="0.3", lw=0.9, ls="--")
                 if m.logy:
-                    rowdata = data[data["_metric"] == (r if row == "metric" else 0)]
-                    if row != "metric":
-                        rowdata = rowdata[rowdata[row] == r]
-                    vals = pd.to_numeric(rowdata[m.col], errors="coerce")
-                    _log_y(ax, list(vals) + ([hline] if hline else []))
+                    _log_y(ax, list(row_y[r]) + ([hline] if hline else []))
                 if x == "depth":
-                    _depth_axis(ax, data[x], logx)
+                    _depth_axis(ax, data["_x"], logx)
                 if i == nr - 1:
                     ax.set_xlabel(_tx(xlabel))
                 if j == 0:
                     ax.set_ylabel(_tx(textwrap.fill(m.label, 26)), fontsize=9)
-        fig.suptitle(_tx(title, 140), fontsize=11, x=LEFT / w, ha="left",
-                     y=1 - 0.2 / h)
-        _legends(fig, plt, colors, styles, hue, style, w, h)
+        fig.suptitle("\n".join(title_lines), fontsize=11, x=LEFT / w, ha="left",
+                     va="top", y=1 - 0.12 / h)
+        _legends(fig, plt, colors, styles if style else {}, hue, style, w, h, top)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=DPI)
+        fig.savefig(path, dpi=DPI, pil_kwargs={"compress_level": 3})
         plt.close(fig)
     return path
 
 
-def _panel(ax, sub, m: Metric, *, x, hue, style, colors, styles) -> None:
-    scale = 100.0 if m.percent else 1.0
-    groups = [(h, None) for h in colors] if not style else \
-        [(h, s) for h in colors for s in styles]
-    for h, st in groups:
-        s = sub[sub[hue] == h]
-        if st is not None:
-            s = s[s[style] == st]
-        if s.empty:
-            continue
-        s = s.sort_values(x)
-        y = pd.to_numeric(s[m.col], errors="coerce")
-        yerr = None
-        if m.lo and m.hi and m.lo in s and m.hi in s:
-            lo = pd.to_numeric(s[m.lo], errors="coerce").fillna(y)
-            hi = pd.to_numeric(s[m.hi], errors="coerce").fillna(y)
-            yerr = np.vstack([(y - lo).clip(lower=0), (hi - y).clip(lower=0)]) * scale
-        ax.errorbar(s[x], y * scale, yerr=yerr, marker="o", ms=3.2, lw=1.3, capsize=2,
-                    elinewidth=0.8, color=colors[h], ls=styles.get(st, "-"))
+def _tidy(df, metrics, *, row, col, hue, style, x) -> pd.DataFrame:
+    """Long frame with plain-object keys (_row, _col, _hue, _style) and float columns
+    (_x, _y, _lo, _hi; percentages already scaled), one block per metric."""
+    parts = []
+    for i, m in enumerate(metrics):
+        f = _finite(df, m)
+        n = len(f)
+        scale = 100.0 if m.percent else 1.0
+
+        def num(c, f=f, n=n, scale=scale):
+            if c and c in f:
+                return pd.to_numeric(f[c], errors="coerce").to_numpy(float) * scale
+            return np.full(n, np.nan)
+
+        def key(c, f=f, n=n):
+            return f[c].to_numpy(object) if c else np.full(n, "", dtype=object)
+
+        parts.append(pd.DataFrame({
+            "_row": np.full(n, i, dtype=object) if row == "metric" else key(row),
+            "_col": key(col), "_hue": key(hue), "_style": key(style),
+            "_x": pd.to_numeric(f[x], errors="coerce").to_numpy(float),
+            "_y": num(m.col), "_lo": num(m.lo), "_hi": num(m.hi),
+        }))
+    return pd.concat(parts, ignore_index=True)
 
 
-def _legends(fig, plt, colors, styles, hue, style, w, h) -> None:
+def _line(ax, g: pd.DataFrame, color, ls: str) -> None:
+    x, y = g["_x"].to_numpy(), g["_y"].to_numpy()
+    lo, hi = g["_lo"].to_numpy(), g["_hi"].to_numpy()
+    if np.isfinite(lo).any() or np.isfinite(hi).any():
+        lo, hi = np.where(np.isfinite(lo), lo, y), np.where(np.isfinite(hi), hi, y)
+        yerr = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
+        ax.errorbar(x, y, yerr=yerr, marker="o", ms=3.2, lw=1.3, capsize=2, elinewidth=0.8,
+                    color=color, ls=ls)
+    else:
+        ax.plot(x, y, marker="o", ms=3.2, lw=1.3, color=color, ls=ls)
+
+
+def _legends(fig, plt, colors, styles, hue, style, w, h, top) -> None:
     from matplotlib.lines import Line2D
 
     x0 = 1 - (RIGHT - 0.15) / w
     hs = [Line2D([], [], color=c, marker="o", ms=4, lw=1.5) for c in colors.values()]
-    fig.legend(hs, [_tx(k, 22) for k in colors], loc="upper left",
-               bbox_to_anchor=(x0, 1 - TOP / h), frameon=False, title=_tx(hue), fontsize=8)
+    fig.legend(hs, [_tx(k, 20) for k in colors], loc="upper left",
+               bbox_to_anchor=(x0, 1 - top / h), frameon=False, title=_tx(hue), fontsize=8)
     if styles:
         ss = [Line2D([], [], color="0.3", ls=v, lw=1.5) for v in styles.values()]
-        fig.legend(ss, [_tx(k, 22) for k in styles], loc="lower left",
+        fig.legend(ss, [_tx(k, 20) for k in styles], loc="lower left",
                    bbox_to_anchor=(x0, BOTTOM / h), frameon=False, title=_tx(style),
                    fontsize=8)
 
@@ -279,7 +307,7 @@ def history_figure(hist: pd.DataFrame, changes: pd.DataFrame, path: Path, *,
             cp_params = set(cb["params"]) if not cb.empty else set()
             params = sorted(b["params"].unique(), key=lambda p: (p not in cp_params, str(p)))
             pal = sns.color_palette("colorblind", max(len(params[:max_lines]), 1))
-            for color, p in zip(pal, params[:max_lines]):
+            for color, p in zip(pal, params[:max_lines], strict=False):
                 s = b[b["params"] == p].assign(x=lambda t: t["commit"].map(pos))
                 s = s.sort_values("x")
                 ax.plot(s["x"], s["value"], marker="o", ms=3, lw=1.2, color=color,

@@ -12,7 +12,32 @@ from .content import Section
 
 __all__ = ["render_html"]
 
-VERDICT_CLASSES = {"flat": "v-flat", "sub-linear": "v-sub", "linear": "v-lin"}
+NAV_LABELS = {
+    "verdict": "Verdict", "environment": "Environment", "latency": "Latency",
+    "ratio": "Para-Former / serial", "throughput": "Throughput", "efficiency": "Efficiency",
+    "energy": "Energy", "memory": "Memory", "profile": "Profiler", "history": "History",
+    "comparison": "Last compare", "not-measured": "Not measured", "files": "Files",
+}
+VERDICT_CLASSES = {"flat": "v-flat", "sub-linear": "v-sub", "linear": "v-lin",
+                   "inconclusive": "v-inc",
+                   "slower": "bad", "failed": "bad", "regression": "bad", "faster": "good",
+                   "fixed": "good"}
+
+
+def _cell_class(cell: str) -> str:
+    """CSS class of a table cell: verdict words; ratios written as '0.76×' (below 1 is
+    good: the parallel model or the contender takes less time); long text may wrap."""
+    if cell in VERDICT_CLASSES:
+        return VERDICT_CLASSES[cell]
+    if len(cell) > 40:
+        return "wrap"
+    if cell.endswith("×"):
+        try:
+            v = float(cell[:-1])
+        except ValueError:
+            return ""
+        return "good" if v < 0.95 else "bad" if v > 1.05 else ""
+    return ""
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
@@ -31,7 +56,7 @@ header p { margin:0; color:#c7cedb; font-size:13px; }
 nav { padding:10px 28px; background:#fff; border-bottom:1px solid var(--line);
       position:sticky; top:0; z-index:2; font-size:13px; }
 nav a { color:var(--accent); margin-right:14px; text-decoration:none; white-space:nowrap; }
-nav a.missing { color:var(--muted); }
+nav a.nodata { color:var(--muted); }
 main { max-width:1280px; margin:0 auto; padding:8px 28px 40px; }
 section { background:#fff; border:1px solid var(--line); border-radius:6px;
           padding:6px 22px 16px; margin:18px 0; }
@@ -46,7 +71,8 @@ caption { text-align:left; font-weight:600; padding:4px 0; }
 th, td { border-bottom:1px solid var(--line); padding:3px 10px; text-align:left;
          vertical-align:top; }
 th { background:#eef1f6; position:sticky; top:0; }
-td { font-variant-numeric:tabular-nums; max-width:46em; overflow-wrap:anywhere; }
+td { font-variant-numeric:tabular-nums; white-space:nowrap; }
+td.wrap { white-space:normal; max-width:46em; overflow-wrap:break-word; min-width:16em; }
 .note { color:var(--muted); font-size:12px; }
 .missing { background:#fff8e6; border-left:4px solid #e0a800; padding:8px 12px;
            margin:10px 0; }
@@ -54,7 +80,11 @@ td { font-variant-numeric:tabular-nums; max-width:46em; overflow-wrap:anywhere; 
 code { font-family:ui-monospace,SFMono-Regular,Menlo,monospace; font-size:13px;
        background:#eef1f6; padding:1px 5px; border-radius:3px; }
 .v-flat { color:#0a7a3d; font-weight:600; } .v-sub { color:#b86e00; font-weight:600; }
-.v-lin { color:#b3261e; font-weight:600; }
+.v-lin { color:#b3261e; font-weight:600; } .v-inc { color:#5b6474; font-style:italic; }
+.good { color:#0a7a3d; } .bad { color:#b3261e; }
+.lead { background:#eef4ff; border-left:4px solid var(--accent); padding:4px 14px;
+        margin:8px 0 12px; font-size:16px; }
+.lead p { margin:6px 0; }
 footer { color:var(--muted); font-size:12px; text-align:center; padding:18px; }
 </style>
 </head>
@@ -63,14 +93,21 @@ footer { color:var(--muted); font-size:12px; text-align:center; padding:18px; }
 <h1>{{ title }}</h1>
 <p>{{ subtitle }}</p>
 </header>
-<nav>{% for s in sections %}<a href="#{{ s.id }}"{% if s.empty %} class="missing"{% endif %}>{{ s.title.split(':')[0] }}</a>{% endfor %}</nav>
+<nav>{% for s in sections %}
+<a href="#{{ s.id }}"{% if s.empty %} class="nodata" title="no data"{% endif %}>
+{{- nav_labels.get(s.id, s.title) }}</a>{% endfor %}
+</nav>
 <main>
 {% for s in sections %}
 <section id="{{ s.id }}">
 <h2>{{ s.title }}</h2>
+{% if s.lead %}<div class="lead">{% for p in s.lead %}<p>{{ p }}</p>{% endfor %}</div>{% endif %}
 {% for p in s.paragraphs %}<p>{{ p }}</p>
 {% endfor %}
 {% if s.bullets %}<ul>{% for b in s.bullets %}<li>{{ b }}</li>{% endfor %}</ul>{% endif %}
+{% if s.links %}<ul>{% for href, text in s.links %}
+<li><a href="{{ href }}">{{ href }}</a> <span class="note">{{ text }}</span></li>
+{%- endfor %}</ul>{% endif %}
 {% for m in s.missing %}<div class="missing"><strong>Missing:</strong> {{ m.what }}.
 {% if m.how %}To get it: <code>{{ m.how }}</code>{% endif %}</div>
 {% endfor %}
@@ -83,9 +120,12 @@ footer { color:var(--muted); font-size:12px; text-align:center; padding:18px; }
 <caption>{{ t.caption }}</caption>
 <thead><tr>{% for c in t.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
 <tbody>
-{% for row in t.rows %}<tr>{% for cell in row %}<td{% if cell in verdict_classes %} class="{{ verdict_classes[cell] }}"{% endif %}>{{ cell }}</td>{% endfor %}</tr>
+{% for row in t.rows %}<tr>{% for cell in row %}{% set c = cell_class(cell) %}
+<td{% if c %} class="{{ c }}"{% endif %}>{{ cell }}</td>{% endfor %}</tr>
 {% endfor %}</tbody>
 </table>{% if t.note %}<p class="note">{{ t.note }}</p>{% endif %}</div>
+{% endfor %}
+{% for n in s.notes %}<p class="note">{{ n }}</p>
 {% endfor %}
 </section>
 {% endfor %}
@@ -108,4 +148,4 @@ def render_html(sections: list[Section], *, title: str, subtitle: str, footer: s
     images = {f.rel: _data_uri(f.path) for s in sections for f in s.figures}
     return env.from_string(_TEMPLATE).render(
         sections=sections, title=title, subtitle=subtitle, footer=footer, images=images,
-        verdict_classes=VERDICT_CLASSES)
+        cell_class=_cell_class, nav_labels=NAV_LABELS)

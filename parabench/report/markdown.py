@@ -21,10 +21,15 @@ def render_markdown(sections: list[Section], *, title: str, subtitle: str, foote
     out = [f"# {_text(title)}", "", _text(subtitle), ""]
     for s in sections:
         out += [f"## {_text(s.title)}", ""]
+        for p in s.lead:
+            out += [f"**{_text(p)}**", ""]
         for p in s.paragraphs:
             out += [_text(p), ""]
         if s.bullets:
             out += [f"- {_text(b)}" for b in s.bullets] + [""]
+        if s.links:
+            out += [f"- [{_cell(href)}]({href}): {_text(text)}" for href, text in s.links]
+            out.append("")
         for m in s.missing:
             out.append(f"> **Missing:** {_text(m.what)}.")
             if m.how:
@@ -40,5 +45,7 @@ def render_markdown(sections: list[Section], *, title: str, subtitle: str, foote
             if t.note:
                 out += ["", f"*{_text(t.note)}*"]
             out.append("")
+        for n in s.notes:
+            out += [f"*{_text(n)}*", ""]
     out += ["---", _text(footer), ""]
     return "\n".join(out)

@@ -5,6 +5,7 @@ that produces it (`HOW`), so a reader of a CPU-only report learns how to get the
 """
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ class Context:
     out: Path
     comparison: dict | None = None
     asv_results: Path | None = None
+    db: Path | None = None
     ok: pd.DataFrame = field(init=False)
     fits: pd.DataFrame = field(init=False)
     ratios: pd.DataFrame = field(init=False)
@@ -62,7 +64,7 @@ class Context:
         out = []
         groups = list(self.ok.groupby(list(SETUP_KEYS), sort=True, dropna=False))
         for i, (keys, g) in enumerate(groups):
-            label = " · ".join(f"{k} {v}" for k, v in zip(SETUP_KEYS, keys))
+            label = " · ".join(f"{k} {v}" for k, v in zip(SETUP_KEYS, keys, strict=True))
             out.append((label, f"s{i}", g))
         return out
 
@@ -88,7 +90,7 @@ def _varying(df: pd.DataFrame, keys) -> list[str]:
 def _ci(b, lo, hi) -> str:
     if not np.isfinite(b):
         return "–"
-    ci = f" (95% CI {fmt(lo)} to {fmt(hi)})" if np.isfinite(lo) and np.isfinite(hi) else ""
+    ci = f" [95% CI {fmt(lo)}, {fmt(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else ""
     return f"{b:+.3g} ms/layer{ci}"
 
 
@@ -101,60 +103,93 @@ def verdict(ctx: Context) -> Section:
                 else "no regime was measured at two or more depths, so nothing can be fitted")
         s.missing.append(Missing(what, HOW["run"]))
         return s
-    s.paragraphs.append(
-        "Per regime, latency = a + b·depth is fitted to the median latency at each depth; "
-        "b is the cost of one more layer (Para-Former: one more branch), with a 95% "
-        "confidence interval that covers both curvature (t-interval on the medians) and "
-        "measurement noise (bootstrap of the raw samples). The verdict uses the growth "
-        f"from the shallowest to the deepest point: flat when latency grows slower than "
-        f"depth^{analysis.FLAT_ELASTICITY} (over depths 1 to 48: less than "
-        f"{48 ** analysis.FLAT_ELASTICITY:.2f}x) or the slope is not distinguishable from "
-        f"zero; linear when it grows at least like depth^{analysis.LINEAR_ELASTICITY} "
-        f"(1 to 48: {48 ** analysis.LINEAR_ELASTICITY:.1f}x); sub-linear in between."
-    )
-    ends = analysis.flatness_end(ctx.fits)
+    ends = _family_sorted(analysis.flatness_end(ctx.fits))
     show = _varying(ends, ("device", "dtype", "workload", "width"))
+    s.lead += _headline(ends, show)
     fits = {tuple(f[k] for k in analysis.REGIME_KEYS): f for f in ctx.fits.to_dict("records")}
-    for row in _family_sorted(ends).to_dict("records"):
-        who = " · ".join(str(row[k]) for k in ["family", "mode"] + show)
-
+    for row in ends.to_dict("records"):
         def at(batch, row=row):
             f = fits[tuple(batch if k == "batch" else row[k] for k in analysis.REGIME_KEYS)]
-            return f"{f['verdict']} at batch {batch}, {_ci(f['b_ms_per_layer'], f['b_lo'], f['b_hi'])}"
+            return (f"{f['verdict']} at batch {batch} (growth x{f['growth']:.2f}, "
+                    f"{_ci(f['b_ms_per_layer'], f['b_lo'], f['b_hi'])})")
 
         batches = row["batches"]
         if row["ends_at"] is None:
-            text = (f"flat in depth at every measured batch ({fmt(batches)}); "
-                    f"{at(batches[-1])}")
+            text = f"flat at every measured batch; {at(batches[-1])}"
         elif row["flat_up_to"] is None:
             text = f"not flat even at the smallest batch: {at(batches[0])}"
         else:
-            text = (f"flat up to batch {row['flat_up_to']}; flatness ends at batch "
-                    f"{row['ends_at']}: {at(row['ends_at'])}")
+            text = f"{at(row['flat_up_to'])}; flatness ends: {at(row['ends_at'])}"
+        who = " · ".join(str(row[k]) for k in ["family", "mode"] + show)
         s.bullets.append(f"{who}: {text}.")
-    for line in _ratio_headlines(ctx.ratios):
-        s.bullets.append(line)
+    ratio_table = _ratio_headline_table(ctx.ratios)
+    if ratio_table:
+        s.tables.append(ratio_table)
+    s.notes.append(
+        "How to read it: per regime, latency = a + b·depth is fitted to the median latency "
+        "at each depth; b is the cost of one more layer (Para-Former: one more branch), "
+        "with a 95% confidence interval covering both curvature (t-interval on the medians) "
+        "and measurement noise (bootstrap of the raw samples). Growth is the deepest "
+        "point's latency over the shallowest's. Flat: latency grows slower than "
+        f"depth^{analysis.FLAT_ELASTICITY} (over depths 1 to 48: less than "
+        f"x{48 ** analysis.FLAT_ELASTICITY:.2f}); "
+        f"linear: at least like depth^{analysis.LINEAR_ELASTICITY} (1 to 48: "
+        f"x{48 ** analysis.LINEAR_ELASTICITY:.1f} or more); sub-linear in between; "
+        "inconclusive: it grows more than flat allows, but the interval of b includes 0.")
     cols = {"family": "family", "mode": "mode", "batch": "batch"}
     cols.update({k: k for k in show})
-    cols.update({"depth_min": "from depth", "depth_max": "to depth",
-                 "latency_min_ms": "ms at min", "latency_max_ms": "ms at max",
-                 "growth": "growth ×", "b_ms_per_layer": "ms/layer", "b_lo": "CI low",
-                 "b_hi": "CI high", "elasticity": "elasticity", "verdict": "verdict"})
-    s.tables.append(table_from_frame(ctx.fits, "Depth-scaling fit per regime", cols))
+    cols.update({"depths": "depths", "latency_min_ms": "ms at min", "latency_max_ms":
+                 "ms at max", "growth": "growth ×", "b_ms_per_layer": "ms/layer",
+                 "ci": "95% CI", "elasticity": "elasticity", "verdict": "verdict"})
+    f = ctx.fits
+    fits = f.assign(
+        depths=[f"{fmt(a)}–{fmt(b)}" for a, b in zip(f["depth_min"], f["depth_max"], strict=True)],
+        ci=[f"{fmt(a)} to {fmt(b)}" for a, b in zip(f["b_lo"], f["b_hi"], strict=True)])
+    s.tables.append(table_from_frame(fits, "Depth-scaling fit per regime", cols))
     return s
 
 
-def _ratio_headlines(ratios: pd.DataFrame) -> list[str]:
+def _headline(ends: pd.DataFrame, show: list[str]) -> list[str]:
+    """One or two sentences: which families are flat in depth, and up to which batch."""
+    flat, never, noisy = {}, [], []
+    for row in ends.to_dict("records"):
+        fam = " · ".join(str(row[k]) for k in ["family"] + show)
+        if row["flat_up_to"] is None:
+            (noisy if row["verdicts"][0] == "inconclusive" else never).append(fam)
+        else:
+            where = ("at every measured batch" if row["ends_at"] is None
+                     else f"up to batch {row['flat_up_to']}, not at {row['ends_at']}")
+            flat.setdefault(fam, []).append(f"{row['mode']} {where}")
     out = []
+    if flat:
+        out.append("Flat in depth: " + "; ".join(
+            f"{fam} ({', '.join(parts)})" for fam, parts in flat.items()) + ".")
+    else:
+        out.append("No family is flat in depth at any measured batch size.")
+    nf = list(dict.fromkeys(f for f in never if f not in flat))
+    if nf:
+        out.append("Not flat in any measured regime: " + ", ".join(nf) + ".")
+    nz = list(dict.fromkeys(f for f in noisy if f not in flat and f not in nf))
+    if nz:
+        out.append("Too noisy to call at the smallest batch (the slope's interval includes "
+                   "0): " + ", ".join(nz) + ". Measure longer (--min-time) or on a quiet "
+                   "machine.")
+    return out
+
+
+def _ratio_headline_table(ratios: pd.DataFrame) -> Table | None:
+    """Parallel over serial latency at each pair's deepest common depth, per batch."""
     if ratios.empty:
-        return out
+        return None
+    rows, batches = [], sorted(ratios["batch"].unique())
     for (fam, twin, mode), g in ratios.groupby(["family", "serial", "mode"], sort=True):
         dmax = g["depth"].max()
-        at = g[g["depth"] == dmax].sort_values("batch")
-        parts = [f"{r:.2f}x at batch {b}" for b, r in zip(at["batch"], at["ratio"])]
-        out.append(f"{fam} over {twin} at depth {dmax} ({mode}): {', '.join(parts)} of the "
-                   "serial latency (below 1: Para-Former faster).")
-    return out
+        at = dict(zip(g[g["depth"] == dmax]["batch"], g[g["depth"] == dmax]["ratio"], strict=True))
+        rows.append([f"{fam} / {twin}", str(mode), str(dmax)]
+                    + [f"{at[b]:.2f}×" if b in at else "–" for b in batches])
+    return Table("Parallel over serial latency at the deepest common depth "
+                 "(below 1: the parallel model is faster)",
+                 ["pair", "mode", "depth"] + [f"batch {b}" for b in batches], rows)
 
 
 def environment(ctx: Context) -> Section:
@@ -207,6 +242,10 @@ def latency(ctx: Context) -> Section:
     if ctx.ok.empty:
         s.missing.append(Missing("no successful latency measurement", HOW["run"]))
         return s
+    if "noisy" in ctx.ok and (ctx.ok["noisy"] == 1).any():
+        n = int((ctx.ok["noisy"] == 1).sum())
+        s.bullets.append(f"{n} of {len(ctx.ok)} points are noisy (IQR above 10% of the "
+                         "median): their error bars are wide and their fits less certain.")
     s.paragraphs.append(ERRBAR + " One panel per batch size (rows) and execution mode "
                         "(columns). On log-log axes a flat curve is horizontal and a curve "
                         "proportional to depth has slope 1.")
@@ -248,10 +287,9 @@ def ratio(ctx: Context) -> Section:
     if not fr.empty:
         s.paragraphs.append(f"FLOPs ratio parallel/serial over these points: "
                             f"{fr.min():.3f} to {fr.max():.3f}.")
-    for keys, g in r.groupby(list(SETUP_KEYS), sort=True):
-        label = " · ".join(f"{k} {v}" for k, v in zip(SETUP_KEYS, keys))
-        stem = "_".join(str(k) for k in keys)
-        p = grid(g, ctx.figdir / f"ratio_{_safe(stem)}.png",
+    for i, (keys, g) in enumerate(r.groupby(list(SETUP_KEYS), sort=True)):
+        label = " · ".join(f"{k} {v}" for k, v in zip(SETUP_KEYS, keys, strict=True))
+        p = grid(g, ctx.figdir / f"ratio_s{i}.png",
                  [Metric("ratio", "parallel / serial latency", logy=True)],
                  row="family", col="mode", hue="batch", logx=True, hline=1.0,
                  title=f"Para-Former over serial at equal depth ({label})")
@@ -268,10 +306,6 @@ def ratio(ctx: Context) -> Section:
     return s
 
 
-def _safe(stem: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)[:80]
-
-
 def _metric_section(ctx: Context, sid: str, title: str, metrics: list[Metric],
                     missing: Missing, intro: str = "") -> Section:
     """A section with one figure per setup: a row per metric, a column per batch size,
@@ -284,9 +318,13 @@ def _metric_section(ctx: Context, sid: str, title: str, metrics: list[Metric],
         fig = ctx.figure(p, f"{title}: {label}.")
         if fig:
             s.figures.append(fig)
-    for m in metrics:
-        if m.col not in ctx.ok or pd.to_numeric(ctx.ok[m.col], errors="coerce").notna().sum() == 0:
-            s.missing.append(Missing(f"{missing.what}: no {m.label} values", missing.how))
+    absent = [m.label for m in metrics if m.col not in ctx.ok
+              or pd.to_numeric(ctx.ok[m.col], errors="coerce").notna().sum() == 0]
+    if len(absent) == len(metrics):
+        s.missing.append(missing)
+    elif absent:
+        s.missing.append(Missing(f"{missing.what}: no values for {', '.join(absent)}",
+                                 missing.how))
     if s.figures and intro:
         s.paragraphs.insert(0, intro)
     return s
@@ -363,17 +401,9 @@ def profile(ctx: Context) -> Section:
             fams = ", ".join(sorted(map(str, low["family"].unique())))
             s.bullets.append(f"{len(low)} point(s) kept the GPU busy less than half the time "
                              f"(launch-bound): {fams}.")
-    cols = [c for c in ("kernels_per_forward", "gpu_idle_fraction", "cpu_dispatch_ms")
-            if c in ok and pd.to_numeric(ok[c], errors="coerce").notna().any()]
-    if cols:
-        sub = ok[ok[cols].notna().any(axis=1)]
-        sub = _family_sorted(sub.sort_values(["batch", "depth"]))
-        heads = {"family": "family", "mode": "mode", "batch": "batch", "depth": "depth",
-                 "kernels_per_forward": "kernels/forward", "gpu_idle_fraction": "GPU idle",
-                 "cpu_dispatch_ms": "dispatch ms"}
-        s.tables.append(table_from_frame(
-            sub, "Profiled points", {k: v for k, v in heads.items() if k in sub},
-            {"gpu_idle_fraction": lambda v: "–" if pd.isna(v) else f"{100 * v:.0f}%"}))
+    table = _profile_table(ok)
+    if table:
+        s.tables.append(table)
     if "trace_dir" in ok and ok["trace_dir"].notna().any():
         n = ok["trace_dir"].nunique()
         s.bullets.append(f"{n} trace folder(s) recorded; open them with "
@@ -381,46 +411,103 @@ def profile(ctx: Context) -> Section:
     return s
 
 
+def _profile_table(ok: pd.DataFrame) -> Table | None:
+    """Shallowest -> deepest profiled point per (family, mode, batch)."""
+    cols = [c for c in ("kernels_per_forward", "gpu_idle_fraction", "cpu_dispatch_ms")
+            if c in ok and pd.to_numeric(ok[c], errors="coerce").notna().any()]
+    if not cols:
+        return None
+    sub = ok[ok[cols].notna().any(axis=1)].sort_values("depth")
+    heads = {"kernels_per_forward": "kernels or ops / forward",
+             "gpu_idle_fraction": "GPU idle", "cpu_dispatch_ms": "CPU dispatch (ms)"}
+    show = {"gpu_idle_fraction": lambda v: "–" if pd.isna(v) else f"{100 * v:.0f}%"}
+    rows = []
+    for (fam, mode, batch), g in _family_sorted(sub).groupby(
+            ["family", "mode", "batch"], sort=False):
+        first, last = g.iloc[0], g.iloc[-1]
+        row = [str(fam), str(mode), str(batch), f"{first['depth']} → {last['depth']}"]
+        for c in cols:
+            f = show.get(c, fmt)
+            row.append(f"{f(first[c])} → {f(last[c])}")
+        rows.append(row)
+    return Table("Profiled points, shallowest → deepest (every point is in data.csv)",
+                 ["family", "mode", "batch", "depth"] + [heads[c] for c in cols], rows)
+
+
 def history(ctx: Context) -> Section:
-    s = Section("history", "History across commits (asv)")
+    """asv results across commits; failing those, the store's own runs when it holds
+    several. A broken results folder or a failing detector never sinks the report."""
+    s = Section("history", "History across commits")
     try:
-        from .. import history as hist_mod
+        hist_mod = importlib.import_module("parabench.history")
     except ImportError:
         s.missing.append(Missing("parabench.history is not available in this install",
                                  HOW["asv"]))
         return s
+    hist, source, problems = None, "", []
     d = ctx.asv_results
-    if d is None or not Path(d).is_dir():
-        where = f"no asv results at {d}" if d else "no asv results folder given or found"
-        s.missing.append(Missing(where, HOW["asv"]))
+    if d is not None and Path(d).is_dir():
+        try:
+            hist = hist_mod.load_asv_history(d)
+            source = f"asv results in {d}"
+        except Exception as e:  # noqa: BLE001 -- any failure becomes a note
+            problems.append(f"could not read asv results in {d}: {type(e).__name__}: {e}")
+        if hist is not None and hist.empty:
+            problems.append(f"asv results in {d} hold no benchmark values")
+            hist = None
+    else:
+        problems.append(f"no asv results at {d}" if d else "no asv results folder given or found")
+    if hist is None and ctx.db is not None and hasattr(hist_mod, "load_store_history"):
+        try:
+            store_hist = hist_mod.load_store_history(ctx.db)
+        except Exception:  # noqa: BLE001
+            store_hist = None
+        runs = "run_id" if store_hist is not None and "run_id" in store_hist else "commit"
+        if store_hist is not None and not store_hist.empty and store_hist[runs].nunique() > 1:
+            hist, source = store_hist, f"the runs stored in {ctx.db} (no asv results)"
+    if hist is None:
+        for p in problems:
+            s.missing.append(Missing(p, HOW["asv"]))
         return s
+    hist = _with_series(hist)
     try:
-        hist = hist_mod.load_asv_history(d)
-        changes = hist_mod.detect_change_points(hist) if not hist.empty else pd.DataFrame()
-    except Exception as e:  # a broken results folder must not sink the whole report
-        s.missing.append(Missing(f"could not read asv results in {d}: "
-                                 f"{type(e).__name__}: {e}", HOW["asv"]))
-        return s
-    if hist is None or hist.empty:
-        s.missing.append(Missing(f"asv results in {d} hold no benchmark values", HOW["asv"]))
-        return s
-    n_commits = hist["commit"].nunique()
-    s.paragraphs.append(f"{hist['benchmark'].nunique()} benchmark(s) over {n_commits} "
-                        f"commit(s) from {d}; {len(changes)} change point(s) found.")
+        changes = _with_series(hist_mod.detect_change_points(hist))
+    except Exception as e:  # noqa: BLE001
+        changes = hist.iloc[0:0]
+        s.bullets.append(f"Change-point detection failed: {type(e).__name__}: {e}")
+    s.paragraphs.append(
+        f"{hist['benchmark'].nunique()} benchmark(s) over {hist['commit'].nunique()} "
+        f"commit(s) from {source}; {len(changes)} change point(s), i.e. steps that "
+        "persist rather than noise between neighbours.")
     fig = ctx.figure(history_figure(hist, changes, ctx.figdir / "history.png"),
-                     "Benchmark values per commit; red rings mark change points.")
+                     "Values per commit, oldest to newest; red rings mark change points "
+                     "(the benchmarks with the most change points are shown).")
     if fig:
         s.figures.append(fig)
     if not changes.empty:
         s.tables.append(table_from_frame(
             changes.sort_values("date"), "Change points",
-            {"benchmark": "benchmark", "params": "params", "commit": "commit",
-             "date": "date", "before": "before", "after": "after", "ratio": "ratio"},
-            {"commit": lambda c: str(c)[:10], "date": lambda t: str(t)[:19]}))
+            {"benchmark": "benchmark", "series": "parameters", "commit": "commit",
+             "date": "date", "before": "before", "after": "after", "ratio": "after / before"},
+            {"commit": lambda c: str(c)[:10], "date": lambda t: str(t)[:19],
+             "ratio": lambda v: "–" if pd.isna(v) else f"{v:.2f}×"}))
     return s
 
 
-_REGRESSION_WORDS = {"slower", "regression", "regressed", "worse"}
+def _with_series(df: pd.DataFrame) -> pd.DataFrame:
+    """A `series` label per line: the parameters, plus the machine when there are several."""
+    if df is None or df.empty or "params" not in df:
+        return df if df is not None else pd.DataFrame()
+    label = df["params"].astype(str)
+    if "machine" in df and df["machine"].nunique(dropna=True) > 1:
+        label = label + " @ " + df["machine"].astype(str)
+    return df.assign(series=label)
+
+
+_REGRESSION_WORDS = {"slower", "failed", "regression", "regressed", "worse"}
+_COMPARE_COLUMNS = ("key", "benchmark", "family", "depth", "batch", "mode", "baseline",
+                    "contender", "unit", "ratio", "ci_low", "ci_high", "p_value", "verdict",
+                    "note")
 
 
 def _comparison_rows(result) -> list[dict]:
@@ -461,12 +548,22 @@ def comparison(ctx: Context) -> Section:
     frame = pd.DataFrame(rows)
     frame = frame[[k for k in frame.columns if frame[k].map(
         lambda v: not isinstance(v, (list, dict))).all()]]
+    preferred = [k for k in _COMPARE_COLUMNS if k in frame]
+    frame = frame[preferred + [k for k in frame.columns if k not in preferred]]
     reg = frame[[_is_regression(r) for r in rows]]
-    s.bullets.append(f"{len(reg)} regression(s) among {len(frame)} benchmark(s)."
-                     if len(reg) else f"No regression among {len(frame)} benchmark(s).")
+    result = c.get("result") if isinstance(c.get("result"), dict) else {}
+    if result.get("mixed"):
+        s.bullets.append("Compared across different machines or environments: "
+                         + "; ".join(map(str, result.get("mixed_reasons") or [])) + ".")
+    if isinstance(result.get("counts"), dict):
+        s.bullets.append("Verdicts: " + ", ".join(
+            f"{n} {v}" for v, n in sorted(result["counts"].items(), key=str)) + ".")
+    s.lead.append(f"{len(reg)} regression(s) among {len(frame)} benchmark(s)."
+                  if len(reg) else f"No regression among {len(frame)} benchmark(s).")
+    ratio_fmt = {k: (lambda v: "–" if pd.isna(v) else f"{v:.3f}×") for k in ("ratio",)}
     if len(reg):
-        s.tables.append(table_from_frame(reg, "Regressions"))
-    s.tables.append(table_from_frame(frame, "All compared benchmarks"))
+        s.tables.append(table_from_frame(reg, "Regressions", formats=ratio_fmt))
+    s.tables.append(table_from_frame(frame, "All compared benchmarks", formats=ratio_fmt))
     return s
 
 
@@ -486,10 +583,11 @@ def not_measured(ctx: Context) -> Section:
     return s
 
 
-def files(ctx: Context, written: list[str]) -> Section:
+def files(ctx: Context, written: list[tuple[str, str]]) -> Section:
+    """`written`: (relative path, description) of every file next to index.html."""
     s = Section("files", "Files")
     s.paragraphs.append("Written next to this page (figures are embedded in it as well):")
-    s.bullets.extend(written)
+    s.links.extend(written)
     return s
 
 

@@ -39,17 +39,17 @@ SYNTHETIC_TRUTH = {
 }
 
 LAUNCH_MS = {"eager": 0.12, "graph": 0.03, "compile": 0.05}  # per serial layer
-WORK_MS = 0.0006  # per image per layer once compute-bound
-GFLOPS_PER_LAYER = 0.62  # ViT-S block at 197 tokens, forward, per image
+WORK_MS = 0.0015  # ms per image per layer once compute-bound
+GFLOPS_PER_LAYER = 0.38  # ViT-S block at 197 tokens, forward, per image
 
 
 def _latency(fam: str, depth: int, batch: int, mode: str, gpu: bool) -> float:
     launch, work = LAUNCH_MS[mode], WORK_MS
     if not gpu:  # CPU: compute-bound from the start, no launch cost to hide
         launch, work = 0.01, 0.08
-    base = 0.25 + batch * 0.002
-    if fam == "paraformer-fused":
-        return base + 4 * launch + depth * batch * work * 1.7
+    base = (0.06 if mode == "graph" else 0.25) + batch * 0.002
+    if fam == "paraformer-fused":  # compute hides under a floor until the device fills
+        return base + 4 * launch + max(0.05, depth * batch * work * 1.7)
     if fam == "resnet":
         return base + depth / 3 * (launch + batch * work * 0.8)
     per_layer = max(launch, batch * work) + 0.1 * batch * work
@@ -88,12 +88,17 @@ def make_db(path, kind: str = "paper", *, seed: int = 0, family_alias: dict | No
                     rec.key = f"{rec.family}/d{d}/b{b}/{spec['dtype']}/{mode}/infer"
                     store.add_record(run_id, rec)
     if gpu and comparison:
-        store.add_comparison(run_id, run_id, {"rows": [
-            {"benchmark": "paraformer-fused/d48/b1/graph", "ratio": 1.31, "ci_low": 1.22,
-             "ci_high": 1.40, "verdict": "slower"},
-            {"benchmark": "vit/d48/b1/graph", "ratio": 1.01, "ci_low": 0.98,
-             "ci_high": 1.03, "verdict": "unchanged"},
-        ]})
+        rows = [
+            dict(key="paraformer-fused/d48/b1/bfloat16/graph/infer", family="paraformer-fused",
+                 depth=48, batch=1, mode="graph", unit="ms", baseline=0.30, contender=0.39,
+                 ratio=1.31, ci_low=1.22, ci_high=1.40, p_value=1e-6, verdict="slower",
+                 note=None),
+            dict(key="vit/d48/b1/bfloat16/graph/infer", family="vit", depth=48, batch=1,
+                 mode="graph", unit="ms", baseline=1.60, contender=1.61, ratio=1.01,
+                 ci_low=0.98, ci_high=1.03, p_value=0.4, verdict="unchanged", note=None),
+        ]
+        store.add_comparison(run_id, run_id, {"rows": rows, "regressed": True,
+                                              "counts": {"slower": 1, "unchanged": 1}})
     store.finish_run(run_id, "finished")
     return store, run_id
 
@@ -114,7 +119,7 @@ def _record(fam, d, b, mode, spec, gpu, rng) -> Record:
     if gpu:
         fwd_s = mu / 1e3
         achieved = gflops * 1e9 * b / fwd_s / 1e12
-        extra.update(achieved_tflops=achieved, peak_fraction=min(achieved / 750.0, 1.0))
+        extra.update(achieved_tflops=achieved, peak_fraction=achieved / 700.0)
         if mode == "eager":  # the profile pass ran in eager mode only
             kernels = 30 if fam == "paraformer-fused" else 12 * layers + 8
             busy = min(0.97, (mu - LAUNCH_MS["eager"] * 0.6 * (kernels / 12)) / mu)
