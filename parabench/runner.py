@@ -24,7 +24,7 @@ from .errors import UsageError
 from .records import Record
 from .store import Store
 
-__all__ = ["PassContext", "check_device", "measure_point", "run_sweep"]
+__all__ = ["PassContext", "check_device", "measure_point", "preflight", "run_sweep"]
 
 
 @dataclass
@@ -57,6 +57,17 @@ def check_device(sweep: Sweep) -> None:
             raise UsageError("dtype bfloat16 is not supported by this GPU")
     elif "float16" in sweep.dtypes:
         raise UsageError("dtype float16 has no fast CPU kernels; use float32 or bfloat16 on CPU")
+
+
+def preflight(sweep: Sweep) -> Sweep:
+    """Every check that can refuse a sweep without measuring anything: fields, models
+    buildable, device and dtypes available. Run it before opening the database."""
+    sweep.validate()
+    for fam in sweep.families:
+        for depth in sweep.depths_for(fam):
+            check(fam, depth, sweep.width, sweep.img_size)
+    check_device(sweep)
+    return sweep
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -198,11 +209,7 @@ def run_sweep(sweep: Sweep, store: Store, *, command: str = "", resume: str | No
 
     from .environment import collect
 
-    sweep.validate()
-    for fam in sweep.families:
-        for depth in sweep.depths_for(fam):
-            check(fam, depth, sweep.width, sweep.img_size)
-    check_device(sweep)
+    preflight(sweep)
     if sweep.threads:
         torch.set_num_threads(sweep.threads)
     if resume:

@@ -12,7 +12,7 @@ def add_db(parser) -> None:
     )
 
 
-def add_runs(parser, help_text="run id(s) to use; 'latest' is the newest (default: latest)") -> None:
+def add_runs(parser, help_text="run ids to use; 'latest' is the newest (default: latest)") -> None:
     parser.add_argument("--run", dest="runs", action="append", metavar="ID", help=help_text)
 
 
@@ -27,3 +27,64 @@ def int_list(text: str) -> tuple[int, ...]:
 
 def str_list(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+#: flag dest -> Sweep field, for flags that override the preset / file
+_SWEEP_FLAGS = ("families", "depths", "batches", "dtypes", "modes", "workloads", "device",
+                "width", "img_size", "warmup", "min_samples", "max_samples", "min_time_s",
+                "threads")
+
+
+def add_sweep_args(p, *, timing: bool = True) -> None:
+    """What to measure: a preset or TOML file, overridden by flags (run, profile)."""
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", default="quick", help="quick (CPU, <60 s), paper (GPU), full")
+    src.add_argument("--config", metavar="TOML", help="sweep file (keys: Sweep fields, "
+                     "optional preset = NAME and a [depths_by_family] table)")
+    p.add_argument("--family", dest="families", type=str_list, metavar="F[,F...]",
+                   help="paraformer-loop, paraformer-fused, vit, vit-parallel, resnet")
+    p.add_argument("--depth", dest="depths", type=int_list, metavar="D[,D...]")
+    p.add_argument("--resnet-depth", dest="resnet_depths", type=int_list, metavar="D[,D...]",
+                   help="ResNet layer counts (18, 34, 50, 101, 152, or 2n+2 / 3n+2)")
+    p.add_argument("--batch", dest="batches", type=int_list, metavar="B[,B...]")
+    p.add_argument("--dtype", dest="dtypes", type=str_list, metavar="T[,T...]",
+                   help="float32, bfloat16, float16")
+    p.add_argument("--mode", dest="modes", type=str_list, metavar="M[,M...]",
+                   help="eager, graph (CUDA graph replay), compile (torch.compile)")
+    p.add_argument("--workload", dest="workloads", type=str_list, metavar="W[,W...]",
+                   help="infer, train (forward + backward + optimizer step)")
+    p.add_argument("--device", choices=("cpu", "cuda"))
+    p.add_argument("--width", choices=("tiny", "paper"))
+    p.add_argument("--img-size", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads (recorded with the run)")
+    if timing:
+        p.add_argument("--warmup", type=int)
+        p.add_argument("--min-samples", type=int)
+        p.add_argument("--max-samples", type=int)
+        p.add_argument("--min-time", dest="min_time_s", type=float, metavar="SECONDS")
+    else:
+        p.set_defaults(warmup=None, min_samples=None, max_samples=None, min_time_s=None)
+    p.add_argument("--no-telemetry", dest="telemetry", action="store_false",
+                   help="skip the NVML energy/telemetry pass on GPU")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def sweep_from_args(args):
+    """The validated Sweep that the preset/--config plus the override flags describe."""
+    from dataclasses import replace
+
+    from ..config import preset, sweep_from_toml
+
+    sweep = sweep_from_toml(args.config) if args.config else preset(args.preset)
+    changes = {f: getattr(args, f) for f in _SWEEP_FLAGS if getattr(args, f) is not None}
+    if args.resnet_depths is not None:
+        other = tuple((f, d) for f, d in sweep.depth_overrides if f != "resnet")
+        changes["depth_overrides"] = other + (("resnet", args.resnet_depths),)
+    families = changes.get("families", sweep.families)
+    if "depths" in changes and args.resnet_depths is None and tuple(families) == ("resnet",):
+        # ResNet depths are layer counts (18, 50, ...), normally given by --resnet-depth;
+        # with ResNet alone, --depth means those too
+        changes["depth_overrides"] = ()
+    if changes:
+        sweep = replace(sweep, name=f"{sweep.name}+flags", **changes)
+    return sweep.validate()

@@ -16,7 +16,8 @@ def register(sub) -> None:
     add_db(p)
     add_runs(p, "run id(s) to export; 'latest' is the newest (default: every run)")
     p.add_argument("--format", choices=("csv", "json", "parquet"), default="csv")
-    p.add_argument("--out", "-o", type=Path, help="output file (default: stdout; parquet needs one)")
+    p.add_argument("--out", "-o", type=Path,
+                   help="output file (default: stdout; parquet needs one)")
     p.set_defaults(func=main)
 
 

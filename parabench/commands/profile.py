@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ._common import add_db, int_list, str_list
+from ._common import add_db, add_sweep_args, sweep_from_args
 
 
 def register(sub) -> None:
@@ -22,31 +22,10 @@ def register(sub) -> None:
         "busy fraction, CPU dispatch time, top operators) is stored with each point.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--preset", default="quick", help="quick (CPU), paper (GPU), full")
-    src.add_argument("--config", metavar="TOML", help="sweep file, as for `run`")
-    p.add_argument("--family", dest="families", type=str_list, metavar="F[,F...]",
-                   help="paraformer-loop, paraformer-fused, vit, vit-parallel, resnet")
-    p.add_argument("--depth", dest="depths", type=int_list, metavar="D[,D...]")
-    p.add_argument("--resnet-depth", dest="resnet_depths", type=int_list, metavar="D[,D...]")
-    p.add_argument("--batch", dest="batches", type=int_list, metavar="B[,B...]")
-    p.add_argument("--dtype", dest="dtypes", type=str_list, metavar="T[,T...]",
-                   help="float32, bfloat16, float16")
-    p.add_argument("--mode", dest="modes", type=str_list, metavar="M[,M...]",
-                   help="eager, graph (CUDA graph replay), compile")
-    p.add_argument("--workload", dest="workloads", type=str_list, metavar="W[,W...]",
-                   help="infer, train")
-    p.add_argument("--device", choices=("cpu", "cuda"))
-    p.add_argument("--width", choices=("tiny", "paper"))
-    p.add_argument("--img-size", type=int)
-    p.add_argument("--threads", type=int, help="torch CPU threads (recorded with the run)")
+    add_sweep_args(p, timing=False)
     p.add_argument("--trace-dir", default="traces", type=Path, help="where traces are written")
-    p.add_argument("--no-telemetry", dest="telemetry", action="store_false",
-                   help="skip the NVML energy/telemetry pass on GPU")
     add_db(p)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    p.set_defaults(func=main, warmup=None, min_samples=None, max_samples=None,
-                   min_time_s=None)
+    p.set_defaults(func=main)
 
 
 def _num(v):
@@ -95,13 +74,12 @@ def _quiet_kineto_without_gpu() -> None:
 def main(args) -> int:
     from ..errors import UsageError
     from ..measure.passes import extra_passes
-    from ..runner import run_sweep
+    from ..runner import preflight, run_sweep
     from ..store import Store
-    from .run import _sweep
 
     if args.trace_dir.exists() and not args.trace_dir.is_dir():
         raise UsageError(f"--trace-dir {args.trace_dir} exists and is not a directory")
-    sweep = _sweep(args)
+    sweep = preflight(sweep_from_args(args))
     _quiet_kineto_without_gpu()
     store = Store(args.db)
     passes = extra_passes(sweep, profile=True, telemetry=args.telemetry,

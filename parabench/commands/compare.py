@@ -1,0 +1,88 @@
+"""`parabench compare A B`: did B get slower than A? Exit 1 if so, 0 if not, 2 on bad input."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ._common import add_db
+
+
+def _threshold(text: str) -> float:
+    """'0.1' or '10%' -> 0.1."""
+    t = text.strip()
+    try:
+        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction like 0.1 or 10%, got {text!r}") from None
+    if not 0 <= v < 10:
+        raise argparse.ArgumentTypeError(f"threshold must be in [0, 10), got {v:g}")
+    return v
+
+
+def _alpha(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability, got {text!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"alpha must be in (0, 1), got {v:g}")
+    return v
+
+
+def register(sub) -> None:
+    from ..alerts import FORMATS
+    from ..stats import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+
+    p = sub.add_parser(
+        "compare", help="compare two runs (or two commits' asv results); exit 1 on regression",
+        description="Per benchmark: ratio of medians B/A with a bootstrap 95%% CI, a "
+        "Mann-Whitney test, and a verdict (slower, faster, unchanged). A and B are run ids "
+        "in the store ('latest', 'latest~1', ...) or git refs with asv results. Exit 1 when "
+        "anything got slower or broke, 0 otherwise, 2 on bad input.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("baseline", metavar="A", help="baseline: run id, latest[~N], or git ref")
+    p.add_argument("contender", metavar="B", help="contender: run id, latest[~N], or git ref")
+    add_db(p)
+    p.add_argument("--asv-results", type=Path, default=None, metavar="DIR",
+                   help="treat A and B as git refs and read asv results from DIR "
+                   "(default when A/B are not store runs: .asv/results)")
+    p.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
+                   help="minimum relative change that counts (0.1 or 10%%); measured noise "
+                   "on the development machine sets the default")
+    p.add_argument("--alpha", type=_alpha, default=DEFAULT_ALPHA,
+                   help="significance level of the per-benchmark test")
+    p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--output", "-o", type=Path, default=None, metavar="FILE",
+                   help="also write the rendered report to FILE")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="compare results from different machines/environments (flagged)")
+    p.add_argument("--machine", default=None,
+                   help="asv machine name, when the commits have results on several")
+    p.add_argument("--repo", default=".", help="git repository to resolve refs in")
+    p.add_argument("--no-save", dest="save", action="store_false",
+                   help="do not record the comparison in the store")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..alerts import exit_code, render
+    from ..compare import run_compare
+    from ..errors import UsageError
+
+    result = run_compare(
+        args.baseline, args.contender, db=args.db, asv_results=args.asv_results,
+        repo=args.repo, threshold=args.threshold, alpha=args.alpha,
+        allow_mixed=args.allow_mixed, machine=args.machine, save=args.save,
+    )
+    text = render(result, args.format)
+    if args.output is not None:
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(text)
+        except OSError as e:
+            raise UsageError(f"cannot write {args.output}: {e}") from None
+    sys.stdout.write(text)
+    return exit_code(result)

@@ -1,0 +1,122 @@
+"""`parabench history`: values across commits (asv results and stored runs), change points."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ._common import add_db
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    t = text.strip()
+    try:
+        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction like 0.1 or 10%, got {text!r}") \
+            from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v:g}")
+    return v
+
+
+def register(sub) -> None:
+    from ..history import DEFAULT_MIN_EFFECT, DEFAULT_MIN_SEGMENT, DEFAULT_NOISE_K
+
+    p = sub.add_parser(
+        "history", help="benchmark values across commits and the commits where they stepped",
+        description="Reads asv results (every machine) and the store's runs, orders them by "
+        "commit date / run time, and reports persistent steps (change points): a shift of "
+        "the median that holds for at least --min-segment points on both sides, is at least "
+        "--min-effect large, and stands out from the noise around it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--asv-results", type=Path, default=None, metavar="DIR",
+                   help="asv results directory (default: .asv/results if it exists)")
+    add_db(p)
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--min-segment", type=_positive_int, default=DEFAULT_MIN_SEGMENT,
+                   help="points needed on each side of a change")
+    p.add_argument("--min-effect", type=_fraction, default=DEFAULT_MIN_EFFECT,
+                   help="smallest relative step reported (0.1 or 10%%)")
+    p.add_argument("--noise-k", type=float, default=DEFAULT_NOISE_K,
+                   help="step must exceed this many robust standard deviations")
+    p.set_defaults(func=run)
+
+
+def _sources(args):
+    from ..errors import UsageError
+    from ..history import load_asv_history, load_store_history
+    from ..store import default_db_path
+
+    frames, notes = [], []
+    asv_dir = args.asv_results
+    if asv_dir is not None and not asv_dir.is_dir():
+        raise UsageError(f"no asv results directory at {asv_dir}")
+    if asv_dir is None and (Path(".asv") / "results").is_dir():
+        asv_dir = Path(".asv") / "results"
+    if asv_dir is not None:
+        df = load_asv_history(asv_dir)
+        frames.append(df)
+        notes.append(f"asv results {asv_dir}: {df['commit'].nunique()} commits, "
+                     f"{len(df)} values")
+    db = args.db if args.db is not None else default_db_path()
+    if args.db is not None and not Path(db).exists():
+        raise UsageError(f"no results database at {db}")
+    if Path(db).exists():
+        df = load_store_history(db)
+        frames.append(df)
+        n_runs = df["run_id"].nunique() if "run_id" in df else 0
+        notes.append(f"store {db}: {n_runs} runs, {len(df)} values")
+    if not frames:
+        raise UsageError("no history to read: no .asv/results here and no results database; "
+                         "pass --asv-results DIR or --db PATH")
+    return frames, notes
+
+
+def run(args) -> int:
+    import pandas as pd
+
+    from ..history import detect_change_points
+
+    frames, notes = _sources(args)
+    frames = [f for f in frames if not f.empty]
+    hist = pd.concat(frames, ignore_index=True) if frames else None
+    cps = detect_change_points(hist, min_segment=args.min_segment,
+                               min_effect=args.min_effect, noise_k=args.noise_k) \
+        if hist is not None else detect_change_points(None)
+    n_series = 0 if hist is None else hist.groupby(
+        ["benchmark", "params"] + [c for c in ("machine", "source") if c in hist]).ngroups
+    if args.format == "json":
+        out = {
+            "sources": notes, "series": n_series,
+            "settings": {"min_segment": args.min_segment, "min_effect": args.min_effect,
+                         "noise_k": args.noise_k},
+            "change_points": json.loads(cps.to_json(orient="records", date_format="iso")),
+        }
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        return 0
+    lines = [*notes, f"{n_series} series; {len(cps)} change point(s) "
+             f"(>= {args.min_segment} points each side, >= {args.min_effect:.0%} step)"]
+    for r in cps.itertuples(index=False):
+        direction = "slower" if r.ratio > 1 else "faster"
+        if str(r.unit) not in ("ms", "seconds"):
+            direction = "up" if r.ratio > 1 else "down"
+        lines.append(
+            f"  {pd.Timestamp(r.date):%Y-%m-%d %H:%M}  {str(r.commit)[:10]}  {r.benchmark}"
+            + (f" [{r.params}]" if r.params else "")
+            + f"  {r.before:.4g} -> {r.after:.4g} {r.unit}  x{r.ratio:.3f} {direction}"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
