@@ -38,10 +38,12 @@ __all__ = [
 ]
 
 #: Minimum relative change (B/A - 1) before a difference counts as a regression.
-#: Measured on the 2-core development VM (shared, noisy): in 40 no-change
-#: comparisons of the `quick`-like CPU sweep the largest |median ratio - 1| of a
-#: point that the test also called significant was ~6%, so 10% leaves margin.
-#: Override per call (`--threshold`) on quieter, dedicated machines.
+#: Measured on the 2-core development VM with `compare --interleave` (10 no-change
+#: comparisons x 3 points): no-change ratios stayed within 0.91-1.08; at 10% there was
+#: no false alarm while 10% / 20% / 40% planted slowdowns were caught in 9/10, 10/10,
+#: 10/10 comparisons (7.5% still had no false alarm, 5% had 2/10). Runs measured one
+#: after the other on that VM drift far more (up to 2.4x): there, use --interleave or
+#: a much larger --threshold. Dedicated GPU runners may tighten it.
 DEFAULT_THRESHOLD = 0.10
 #: Significance level of the per-benchmark Mann-Whitney test.
 DEFAULT_ALPHA = 0.01

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import add_db
+from ._common import add_db, add_sweep_args, sweep_from_args
 
 
 def _threshold(text: str) -> float:
@@ -18,6 +18,16 @@ def _threshold(text: str) -> float:
             f"expected a fraction like 0.1 or 10%, got {text!r}") from None
     if not 0 <= v < 10:
         raise argparse.ArgumentTypeError(f"threshold must be in [0, 10), got {v:g}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
     return v
 
 
@@ -37,11 +47,10 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "compare", help="compare two runs (or two commits' asv results); exit 1 on regression",
-        description="Per benchmark: ratio of medians B/A with a bootstrap 95%% CI, a "
+        description="Per benchmark: ratio of medians B/A with a bootstrap 95% CI, a "
         "Mann-Whitney test, and a verdict (slower, faster, unchanged). A and B are run ids "
         "in the store ('latest', 'latest~1', ...) or git refs with asv results. Exit 1 when "
         "anything got slower or broke, 0 otherwise, 2 on bad input.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("baseline", metavar="A", help="baseline: run id, latest[~N], or git ref")
     p.add_argument("contender", metavar="B", help="contender: run id, latest[~N], or git ref")
@@ -50,20 +59,35 @@ def register(sub) -> None:
                    help="treat A and B as git refs and read asv results from DIR "
                    "(default when A/B are not store runs: .asv/results)")
     p.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
-                   help="minimum relative change that counts (0.1 or 10%%); measured noise "
-                   "on the development machine sets the default")
+                   help="minimum relative change that counts (0.1 or 10%%; default %(default)s, "
+                   "from interleaved no-change comparisons on the development VM)")
     p.add_argument("--alpha", type=_alpha, default=DEFAULT_ALPHA,
-                   help="significance level of the per-benchmark test")
-    p.add_argument("--format", choices=FORMATS, default="text")
+                   help="significance level of the per-benchmark test (default %(default)s)")
+    p.add_argument("--format", choices=FORMATS, default="text", help="default: text")
     p.add_argument("--output", "-o", type=Path, default=None, metavar="FILE",
                    help="also write the rendered report to FILE")
     p.add_argument("--allow-mixed", action="store_true",
                    help="compare results from different machines/environments (flagged)")
     p.add_argument("--machine", default=None,
                    help="asv machine name, when the commits have results on several")
-    p.add_argument("--repo", default=".", help="git repository to resolve refs in")
+    p.add_argument("--repo", default=".", help="git repository to resolve refs in (default: .)")
     p.add_argument("--no-save", dest="save", action="store_false",
                    help="do not record the comparison in the store")
+    ab = p.add_argument_group(
+        "interleaved measurement",
+        "--interleave measures A and B now, alternately: A and B are git refs (or WORKTREE, "
+        "the working tree as it is), each exported and run in its own process; the two "
+        "processes take turns of --turn-ms, so drifts of machine speed hit both equally. "
+        "What to measure comes from the sweep flags (default: the quick preset). Both "
+        "sides are stored as runs, then compared.")
+    ab.add_argument("--interleave", action="store_true",
+                    help="measure A and B alternately now instead of reading stored results")
+    ab.add_argument("--rounds", type=_positive_int, default=30,
+                    help="turns per side and point (default %(default)s)")
+    ab.add_argument("--turn-ms", type=float, default=25.0,
+                    help="length of one turn in ms (calls per turn = turn / per-call time; "
+                    "default %(default)s)")
+    add_sweep_args(ab, timing=False)
     p.set_defaults(func=run)
 
 
@@ -72,8 +96,11 @@ def run(args) -> int:
     from ..compare import run_compare
     from ..errors import UsageError
 
+    a, b = args.baseline, args.contender
+    if args.interleave:
+        a, b = _interleave(args)
     result = run_compare(
-        args.baseline, args.contender, db=args.db, asv_results=args.asv_results,
+        a, b, db=args.db, asv_results=args.asv_results,
         repo=args.repo, threshold=args.threshold, alpha=args.alpha,
         allow_mixed=args.allow_mixed, machine=args.machine, save=args.save,
     )
@@ -86,3 +113,25 @@ def run(args) -> int:
             raise UsageError(f"cannot write {args.output}: {e}") from None
     sys.stdout.write(text)
     return exit_code(result)
+
+
+def _interleave(args) -> tuple[str, str]:
+    import shlex
+
+    from ..compare import interleaved_runs
+    from ..errors import UsageError
+    from ..runner import preflight
+    from ..store import Store
+
+    if args.asv_results is not None:
+        raise UsageError("--interleave measures now; it does not read --asv-results")
+    if args.turn_ms <= 0:
+        raise UsageError(f"--turn-ms must be > 0, got {args.turn_ms:g}")
+    sweep = preflight(sweep_from_args(args))  # bad flags refused before any file is made
+    with Store(args.db) as store:
+        return interleaved_runs(
+            args.baseline, args.contender, sweep, store=store, repo=args.repo,
+            rounds=args.rounds, turn_ms=args.turn_ms,
+            command="parabench compare " + shlex.join(sys.argv[2:]),
+            log=(lambda m: print(m, file=sys.stderr)) if args.progress else (lambda m: None),
+        )

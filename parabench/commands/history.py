@@ -45,6 +45,8 @@ def register(sub) -> None:
     p.add_argument("--asv-results", type=Path, default=None, metavar="DIR",
                    help="asv results directory (default: .asv/results if it exists)")
     add_db(p)
+    p.add_argument("--repo", default=".",
+                   help="git repository that orders commits sharing a date")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--min-segment", type=_positive_int, default=DEFAULT_MIN_SEGMENT,
                    help="points needed on each side of a change")
@@ -67,7 +69,7 @@ def _sources(args):
     if asv_dir is None and (Path(".asv") / "results").is_dir():
         asv_dir = Path(".asv") / "results"
     if asv_dir is not None:
-        df = load_asv_history(asv_dir)
+        df = load_asv_history(asv_dir, repo=args.repo)
         frames.append(df)
         notes.append(f"asv results {asv_dir}: {df['commit'].nunique()} commits, "
                      f"{len(df)} values")

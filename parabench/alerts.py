@@ -1,0 +1,213 @@
+"""Regression rules -> messages and exit codes, in four formats.
+
+Input is the dict `compare.compare_sides` returns. Rules:
+* exit 1 when any benchmark is "slower" (significant, CI above 1, beyond the
+  threshold) or "failed" (ran in the baseline, error/OOM in the contender);
+* exit 0 otherwise ("faster", "unchanged", "inconclusive", "missing", tracked
+  values that "changed" are reported but never fail);
+* mixed environments (only reachable with --allow-mixed) are announced first and
+  last in every format, and in the JSON as `"mixed": true`.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+from .compare import REGRESSION_VERDICTS
+
+__all__ = ["FORMATS", "exit_code", "render"]
+
+FORMATS = ("text", "markdown", "json", "github")
+
+_ORDER = {"failed": 0, "slower": 1, "faster": 2, "fixed": 3, "changed": 4, "inconclusive": 5,
+          "missing": 6, "unchanged": 7, "skipped": 8}
+
+
+def exit_code(result: dict) -> int:
+    return 1 if any(r["verdict"] in REGRESSION_VERDICTS for r in result["rows"]) else 0
+
+
+def _fmt_value(v, unit: str) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if unit in ("ms", "seconds"):
+        ms = v * 1e3 if unit == "seconds" else v
+        if ms >= 1000:
+            return f"{ms / 1e3:.3f} s"
+        if ms >= 1:
+            return f"{ms:.3f} ms"
+        return f"{ms * 1e3:.1f} us"
+    if abs(v) >= 1e6:
+        return f"{v:.4g} {unit}"
+    return f"{v:g} {unit}"
+
+
+def _fmt_ratio(r) -> str:
+    return "-" if r is None else f"{r:.3f}x"
+
+
+def _fmt_ci(row) -> str:
+    if row["ci_low"] is None or row["ci_high"] is None:
+        return "-"
+    return f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+
+
+def _fmt_p(p) -> str:
+    if p is None:
+        return "-"
+    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
+
+
+def _summary(result: dict) -> str:
+    c = result["counts"]
+    parts = [f"{c[k]} {k}" for k in sorted(c, key=lambda k: _ORDER.get(k, 99))]
+    return ", ".join(parts)
+
+
+def _mixed_line(result: dict) -> str:
+    return ("MIXED ENVIRONMENTS: these results come from different machines or software; "
+            "ratios mix hardware/software differences with code changes ("
+            + "; ".join(result["mixed_reasons"]) + ")")
+
+
+def _sorted_rows(result: dict) -> list[dict]:
+    return sorted(result["rows"], key=lambda r: (_ORDER.get(r["verdict"], 99), r["key"]))
+
+
+def _header(result: dict) -> list[str]:
+    t = result["threshold"]
+    return [
+        f"baseline : {result['baseline']['label']}",
+        f"contender: {result['contender']['label']}",
+        f"measured : {result.get('measurement', '?')}"
+        + (" (on a shared machine, prefer `compare --interleave`)"
+           if result.get("measurement") == "separate runs" else ""),
+        f"rule     : slower/faster = Mann-Whitney p < {result['alpha']:g}, 95% CI of the "
+        f"median ratio clear of 1, and ratio beyond {1 + t:.3f}x / {1 / (1 + t):.3f}x",
+    ]
+
+
+def _quiet(row: dict) -> bool:
+    """Rows the text report leaves out: skipped points, unchanged tracked values."""
+    return row["verdict"] == "skipped" or (
+        row["verdict"] == "unchanged" and row["unit"] not in ("ms", "seconds"))
+
+
+def render_text(result: dict) -> str:
+    lines = []
+    if result["mixed"]:
+        lines += ["!" * 78, "!! " + _mixed_line(result), "!" * 78]
+    lines += _header(result)
+    hidden = [r for r in result["rows"] if _quiet(r)]
+    rows = [r for r in _sorted_rows(result) if not _quiet(r)]
+    table = [("benchmark", "baseline", "contender", "ratio", "95% CI", "p", "verdict")]
+    for r in rows:
+        table.append((r["key"], _fmt_value(r["baseline"], r["unit"]),
+                      _fmt_value(r["contender"], r["unit"]), _fmt_ratio(r["ratio"]),
+                      _fmt_ci(r), _fmt_p(r["p_value"]),
+                      r["verdict"] + (f" ({r['note']})" if r["note"] and r["verdict"] in
+                                      ("failed", "fixed", "missing") else "")))
+    widths = [max(len(row[i]) for row in table) for i in range(6)]
+    lines.append("")
+    for row in table:
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row[:6], widths, strict=False)))
+                     + "  " + row[6])
+    lines += ["", f"summary: {_summary(result)}" + (
+        f" ({len(hidden)} skipped points and unchanged tracked values not shown)"
+        if hidden else "")]
+    lines.append("REGRESSION" if exit_code(result) else "no regression")
+    if result["mixed"]:
+        lines.append("!! " + _mixed_line(result))
+    return "\n".join(lines) + "\n"
+
+
+def _md_escape(s: str) -> str:
+    return str(s).replace("|", "\\|")
+
+
+def _md_table(rows: list[dict]) -> list[str]:
+    out = ["| benchmark | baseline | contender | ratio | 95% CI | p | verdict |",
+           "|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        v = r["verdict"]
+        mark = {"slower": ":red_circle: ", "failed": ":x: ", "faster": ":green_circle: "}.get(v, "")
+        note = f" ({_md_escape(r['note'])})" if r["note"] and v in ("failed", "fixed",
+                                                                    "missing") else ""
+        out.append(f"| `{_md_escape(r['key'])}` | {_fmt_value(r['baseline'], r['unit'])} | "
+                   f"{_fmt_value(r['contender'], r['unit'])} | {_fmt_ratio(r['ratio'])} | "
+                   f"{_fmt_ci(r)} | {_fmt_p(r['p_value'])} | {mark}{v}{note} |")
+    return out
+
+
+def render_markdown(result: dict) -> str:
+    regressed = exit_code(result)
+    title = ":warning: performance regression" if regressed else "no performance regression"
+    lines = []
+    if result["mixed"]:
+        lines += [f"> [!WARNING]\n> **{_md_escape(_mixed_line(result))}**", ""]
+    lines += [f"### parabench compare: {title}", ""]
+    lines += [f"- baseline: `{result['baseline']['label']}`",
+              f"- contender: `{result['contender']['label']}`",
+              f"- measured: {result.get('measurement', '?')}",
+              f"- {_summary(result)}",
+              f"- rule: Mann-Whitney p < {result['alpha']:g}, 95% bootstrap CI of the median "
+              f"ratio clear of 1, and at least {result['threshold']:.0%} change", ""]
+    rows = _sorted_rows(result)
+    notable = [r for r in rows if r["verdict"] in ("failed", "slower", "faster", "fixed")]
+    if notable:
+        lines += _md_table(notable) + [""]
+    rest = [r for r in rows if r not in notable and r["verdict"] != "skipped"]
+    if rest:
+        lines += ["<details><summary>all other benchmarks "
+                  f"({len(rest)})</summary>", ""] + _md_table(rest) + ["", "</details>", ""]
+    if result["mixed"]:
+        lines += ["> [!WARNING]", f"> {_md_escape(_mixed_line(result))}", ""]
+    return "\n".join(lines)
+
+
+def _gh_escape_data(s: str) -> str:
+    return str(s).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_escape_prop(s: str) -> str:
+    return _gh_escape_data(s).replace(":", "%3A").replace(",", "%2C")
+
+
+def _gh(level: str, title: str, message: str) -> str:
+    return f"::{level} title={_gh_escape_prop(title)}::{_gh_escape_data(message)}"
+
+
+def render_github(result: dict) -> str:
+    """GitHub Actions workflow commands: one annotation per regression/improvement."""
+    lines = []
+    if result["mixed"]:
+        lines.append(_gh("warning", "parabench: mixed environments", _mixed_line(result)))
+    for r in _sorted_rows(result):
+        v = r["verdict"]
+        if v not in ("slower", "failed", "faster"):
+            continue
+        what = (f"{_fmt_value(r['baseline'], r['unit'])} -> {_fmt_value(r['contender'], r['unit'])}"
+                f" ({_fmt_ratio(r['ratio'])}, 95% CI {_fmt_ci(r)}, p {_fmt_p(r['p_value'])})")
+        if v == "slower":
+            lines.append(_gh("warning", f"Performance regression: {r['key']}", what))
+        elif v == "failed":
+            lines.append(_gh("warning", f"Benchmark failed: {r['key']}", r["note"] or "failed"))
+        else:
+            lines.append(_gh("notice", f"Faster: {r['key']}", what))
+    lines.append(f"parabench compare {result['baseline']['label']} -> "
+                 f"{result['contender']['label']}: {_summary(result)}"
+                 + (" [MIXED ENVIRONMENTS]" if result["mixed"] else ""))
+    return "\n".join(lines) + "\n"
+
+
+def render_json(result: dict) -> str:
+    return json.dumps(result, indent=2, allow_nan=False, default=str) + "\n"
+
+
+def render(result: dict, fmt: str = "text") -> str:
+    try:
+        return {"text": render_text, "markdown": render_markdown, "json": render_json,
+                "github": render_github}[fmt](result)
+    except KeyError:
+        raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}") from None

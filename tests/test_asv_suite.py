@@ -1,0 +1,105 @@
+"""The asv suite: configuration, profile choice, and one real point of each kind."""
+import importlib
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import parabench
+
+ROOT = Path(parabench.__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def suite(monkeypatch):
+    monkeypatch.setenv("PARABENCH_ASV_PROFILE", "cpu")
+    monkeypatch.delenv("PARABENCH_ASV_MODES", raising=False)
+    monkeypatch.delenv("PARABENCH_ASV_THREADS", raising=False)
+    monkeypatch.syspath_prepend(str(ROOT))
+    for name in [m for m in sys.modules if m == "benchmarks" or m.startswith("benchmarks.")]:
+        monkeypatch.delitem(sys.modules, name)
+    common = importlib.import_module("benchmarks.common")
+    latency = importlib.import_module("benchmarks.latency")
+    cost = importlib.import_module("benchmarks.cost")
+    return common, latency, cost
+
+
+def test_asv_conf():
+    from asv.config import Config
+
+    conf = Config.load(str(ROOT / "asv.conf.json"))
+    assert conf.environment_type == "virtualenv" and conf.repo == "."
+    assert conf.results_dir.endswith(".asv/results") and conf.html_dir.endswith(".asv/html")
+    assert conf.benchmark_dir.endswith("benchmarks")
+    # never --force-reinstall: it would reinstall torch for every commit
+    assert not any("force-reinstall" in c for c in conf.install_command)
+    assert any("{wheel_file}" in c for c in conf.install_command)
+
+
+def test_profile_choice(suite, monkeypatch):
+    common, _, _ = suite
+    assert common.PROFILE.name == "cpu" and common.PROFILE.threads == 1
+    monkeypatch.setenv("PARABENCH_ASV_PROFILE", "gpu")
+    monkeypatch.setenv("PARABENCH_ASV_MODES", "eager,compile")
+    monkeypatch.setenv("PARABENCH_ASV_THREADS", "0")
+    p = common._pick_profile()
+    assert p.device == "cuda" and p.width == "paper" and p.modes == ("eager", "compile")
+    assert p.threads is None
+    monkeypatch.setenv("PARABENCH_ASV_PROFILE", "tpu")
+    with pytest.raises(ValueError, match="PARABENCH_ASV_PROFILE"):
+        common._pick_profile()
+
+
+def test_latency_returns_raw_samples_in_seconds(suite):
+    _, latency, _ = suite
+    bench = latency.TransformerLatency()
+    assert bench.param_names == ["family", "depth", "batch", "mode"]
+    bench.setup("paraformer-fused", 2, 1, "eager")
+    out = bench.track_latency("paraformer-fused", 2, 1, "eager")
+    assert out["number"] == 1 and len(out["samples"]) >= 15
+    assert all(0 < s < 1 for s in out["samples"])  # seconds, not milliseconds
+    # asv's statistics accept it as a timing result
+    from asv_runner.statistics import compute_stats
+
+    value, stats = compute_stats(out["samples"], out["number"])
+    assert stats["ci_99_a"] <= value <= stats["ci_99_b"]
+
+
+def test_impossible_points_are_skipped(suite):
+    _, latency, _ = suite
+    with pytest.raises(NotImplementedError, match="CUDA graphs"):
+        latency.TransformerLatency().setup("vit", 1, 1, "graph")
+    with pytest.raises(NotImplementedError, match="not buildable"):
+        latency.ResNetLatency().setup(19, 1, "eager")
+
+
+def test_model_cost(suite, monkeypatch):
+    _, _, cost = suite
+    monkeypatch.setattr(cost, "MODELS", ["vit:2", "resnet:19"])
+    bench = cost.ModelCost()
+    cache = bench.setup_cache()
+    bench.setup(cache, "vit:2")
+    assert bench.track_params(cache, "vit:2") > 1000
+    assert math.isclose(bench.track_gflops(cache, "vit:2") * 1e9, cache["vit:2"]["flops"])
+    with pytest.raises(NotImplementedError):
+        bench.setup(cache, "resnet:19")
+    assert not hasattr(cost, "GpuMemory")  # only defined with CUDA
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_asv_discovers_the_suite(tmp_path):
+    """`asv check` imports the suite the way asv does (current interpreter)."""
+    env = {"PARABENCH_ASV_PROFILE": "cpu", "HOME": str(tmp_path),
+           "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "asv", "check", "--python=same", "--config",
+         str(ROOT / "asv.conf.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Discovering benchmarks" in out.stdout
+

@@ -1,0 +1,118 @@
+"""Proof: in a throwaway git repository, a commit that slows Para-Former is flagged by
+`parabench compare --interleave`, and a commit that changes nothing is not, repeatedly.
+
+The repository is a copy of this project (parabench + models + pyproject) with three
+commits: the base, a no-op (a comment), and a planted slowdown inside
+`ParaFormer.forward` (a busy wait proportional to the forward's own time, so the
+slowdown is the same fraction whatever the machine's speed).
+"""
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import parabench
+from parabench.cli import main
+
+ROOT = Path(parabench.__file__).resolve().parents[1]
+
+_PLANT = '''    def forward(self, x: Tensor) -> Tensor:
+        import time as _t
+
+        t0 = _t.perf_counter()
+        out = self._forward_unplanted(x)
+        end = _t.perf_counter() + {factor} * (_t.perf_counter() - t0)
+        while _t.perf_counter() < end:  # planted slowdown
+            pass
+        return out
+
+    def _forward_unplanted(self, x: Tensor) -> Tensor:
+'''
+_FORWARD = re.compile(r"^    def forward\(self, x: Tensor\) -> Tensor:\n", re.M)
+
+
+def _git(repo, *args):
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def make_repo(dest: Path, slowdowns=(1.0,)) -> dict:
+    """Copy the project into `dest`, commit base / noop / one commit per slowdown
+    (each on top of base). Returns {"base": sha, "noop": sha, 1.0: sha, ...}."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    dest.mkdir(parents=True)
+    for name in ("parabench", "models"):
+        shutil.copytree(ROOT / name, dest / name, ignore=ignore)
+    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
+    _git(dest, "init", "-q", "-b", "main")
+    _git(dest, "config", "user.email", "proof@example.invalid")
+    _git(dest, "config", "user.name", "proof")
+    _git(dest, "add", "-A")
+    _git(dest, "commit", "-q", "-m", "base")
+    shas = {"base": _git(dest, "rev-parse", "HEAD")}
+    model = dest / "models" / "paraformer" / "model.py"
+    original = model.read_text()
+    assert len(_FORWARD.findall(original)) == 1, "ParaFormer.forward signature changed"
+    model.write_text(original + "\n# a comment: this commit changes nothing\n")
+    _git(dest, "commit", "-q", "-am", "noop")
+    shas["noop"] = _git(dest, "rev-parse", "HEAD")
+    for factor in slowdowns:
+        _git(dest, "checkout", "-q", shas["base"])
+        model.write_text(_FORWARD.sub(_PLANT.format(factor=factor), original))
+        _git(dest, "commit", "-q", "-am", f"slow down Para-Former by {factor:.0%}")
+        shas[factor] = _git(dest, "rev-parse", "HEAD")
+    _git(dest, "checkout", "-q", shas["base"])
+    return shas
+
+
+def ab(repo: Path, db: Path, a: str, b: str, *extra) -> tuple[int, dict]:
+    """Interleaved compare of two commits; (exit code, result dict)."""
+    out = db.parent / "cmp.json"
+    code = main(["compare", a, b, "--interleave", "--repo", str(repo), "--db", str(db),
+                 "--family", "paraformer-fused,vit", "--depth", "2", "--rounds", "12",
+                 "--threads", "1", "--no-progress", "--format", "json", "-o", str(out),
+                 *extra])
+    return code, json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_planted_slowdown_flagged_and_noop_not(tmp_path, capsys):
+    repo = tmp_path / "repo"
+    shas = make_repo(repo, slowdowns=(1.0,))
+    db = tmp_path / "ab.db"
+    for _ in range(2):
+        code, res = ab(repo, db, shas["base"], shas[1.0])
+        verdicts = {r["family"]: r["verdict"] for r in res["rows"]}
+        assert code == 1, res
+        assert res["measurement"] == "interleaved"
+        assert verdicts == {"paraformer-fused": "slower", "vit": "unchanged"}, verdicts
+        ratio = next(r["ratio"] for r in res["rows"] if r["family"] == "paraformer-fused")
+        assert ratio > 1.5  # a 100% planted slowdown (measured 2.0-2.6x here)
+    for _ in range(3):
+        code, res = ab(repo, db, shas["base"], shas["noop"])
+        assert code == 0, res
+        assert all(r["verdict"] == "unchanged" for r in res["rows"]), res["rows"]
+    capsys.readouterr()
+    # the store now holds both sides of every comparison, with their commits
+    from parabench.store import Store
+
+    with Store(db, create=False) as s:
+        runs = s.runs_frame()
+        assert len(runs) == 10
+        assert set(runs.git_commit) == {shas["base"], shas[1.0], shas["noop"]}
+        assert s.latest_comparison()["result"]["rows"]
+
+
+def test_interleave_bad_refs_exit_2(tmp_path, capsys):
+    repo = tmp_path / "r"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    code = main(["compare", "nope", "WORKTREE", "--interleave", "--repo", str(repo),
+                 "--db", str(tmp_path / "x.db")])
+    assert code == 2 and "not a git ref" in capsys.readouterr().err
+    code = main(["compare", "a", "b", "--interleave", "--repo", str(tmp_path / "none"),
+                 "--db", str(tmp_path / "x.db")])
+    assert code == 2

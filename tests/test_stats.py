@@ -1,0 +1,89 @@
+"""parabench.stats: verdicts on synthetic latency samples."""
+import math
+
+import numpy as np
+import pytest
+
+from parabench import stats
+
+
+def _lat(rng, n=60, median=2.0, spread=0.04):
+    """Skewed, latency-like samples: lognormal around `median` plus rare stalls."""
+    x = median * rng.lognormal(0.0, spread, n)
+    stalls = rng.random(n) < 0.03
+    x[stalls] *= 1.5
+    return x
+
+
+def test_thirty_percent_slowdown_is_flagged():
+    rng = np.random.default_rng(1)
+    a, b = _lat(rng), 1.3 * _lat(rng)
+    c = stats.compare_samples(a, b)
+    assert c.verdict == "slower"
+    assert c.p_value < 1e-6
+    assert c.ci_low < 1.3 < c.ci_high
+    assert 1.2 < c.ratio < 1.4
+
+
+def test_speedup_is_faster_and_symmetric():
+    rng = np.random.default_rng(2)
+    a, b = _lat(rng), _lat(rng) / 1.3
+    c = stats.compare_samples(a, b)
+    assert c.verdict == "faster"
+    assert c.ci_high < 1
+
+
+def test_identical_distributions_are_not_flagged_across_seeds():
+    verdicts = []
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        verdicts.append(stats.compare_samples(_lat(rng), _lat(rng), n_boot=400).verdict)
+    assert "slower" not in verdicts and "faster" not in verdicts
+    # the test itself rejects rarely (alpha = 1%), the threshold catches the rest
+    assert verdicts.count("unchanged") == 300
+
+
+def test_significant_but_below_threshold_is_unchanged():
+    rng = np.random.default_rng(3)
+    a, b = _lat(rng, n=2000, spread=0.01), 1.03 * _lat(rng, n=2000, spread=0.01)
+    c = stats.compare_samples(a, b, threshold=0.10)
+    assert c.p_value < 1e-6  # the test sees the 3%...
+    assert c.verdict == "unchanged"  # ...but it is below the minimum effect
+    assert stats.compare_samples(a, b, threshold=0.01).verdict == "slower"
+
+
+def test_deterministic():
+    rng = np.random.default_rng(4)
+    a, b = _lat(rng), _lat(rng)
+    assert stats.compare_samples(a, b) == stats.compare_samples(list(a), list(b))
+
+
+def test_too_few_samples_is_inconclusive():
+    c = stats.compare_samples([1.0, 1.1], [2.0, 2.1])
+    assert c.verdict == "inconclusive"
+    assert c.p_value is None
+    assert c.ratio == pytest.approx(2.05 / 1.05)
+
+
+def test_empty_and_constant_samples():
+    c = stats.compare_samples([], [1.0] * 10)
+    assert c.verdict == "inconclusive" and math.isnan(c.ratio)
+    c = stats.compare_samples([1.0] * 10, [1.0] * 10)
+    assert c.verdict == "unchanged" and c.ratio == 1.0 and c.p_value == 1.0
+
+
+def test_summaries_fallback():
+    slower = stats.compare_summaries(1.0, (0.98, 1.02), 1.5, (1.45, 1.55))
+    assert slower.verdict == "slower" and slower.p_value is None
+    assert slower.ci_low == pytest.approx(1.45 / 1.02)
+    overlap = stats.compare_summaries(1.0, (0.8, 1.2), 1.15, (0.9, 1.4))
+    assert overlap.verdict == "unchanged"
+    assert stats.compare_summaries(1.0, None, 2.0, None).verdict == "inconclusive"
+
+
+def test_verdict_rule_needs_all_three():
+    assert stats.verdict(1.5, 1.2, 1.8, 0.001) == "slower"
+    assert stats.verdict(1.5, 1.2, 1.8, 0.2) == "unchanged"  # not significant
+    assert stats.verdict(1.5, 0.9, 1.8, 0.001) == "unchanged"  # CI reaches 1
+    assert stats.verdict(1.05, 1.01, 1.08, 0.001) == "unchanged"  # below threshold
+    assert stats.verdict(0.5, 0.4, 0.6, 0.001) == "faster"
