@@ -14,7 +14,7 @@ Every model is built through timm's registry, the way users build them:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from .config import FAMILIES, RESNET_STANDARD_DEPTHS
 from .errors import UsageError
@@ -135,7 +135,7 @@ def _analytic_flops(family: str, depth: int, w: Width, img_size: int) -> float |
     ))
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_info(family: str, depth: int, *, width: str = "tiny", img_size: int = 32) -> dict:
     """{'params', 'flops' (counted, per image), 'flops_analytic' (None for ResNet)}."""
     from .measure.flops import count_forward_flops

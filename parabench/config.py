@@ -7,9 +7,10 @@ models lives in `catalog`, executing in `runner`.
 from __future__ import annotations
 
 import itertools
-import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+import tomllib
 
 from .errors import UsageError
 
@@ -73,7 +74,7 @@ class Sweep:
                 out.append(Point(fam, d, b, dt, m, w))
         return out
 
-    def validate(self) -> "Sweep":
+    def validate(self) -> Sweep:
         """Raise UsageError on the first bad field, naming it. Returns self."""
         _check_members("family", self.families, FAMILIES)
         _check_members("mode", self.modes, MODES)

@@ -29,7 +29,7 @@ class SampleStats:
     noisy: bool
 
     @classmethod
-    def from_samples(cls, samples_ms) -> "SampleStats":
+    def from_samples(cls, samples_ms) -> SampleStats:
         a = np.asarray(samples_ms, dtype=float)
         if a.size == 0:
             raise ValueError("no samples to summarise")

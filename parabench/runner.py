@@ -14,9 +14,9 @@ import gc
 import signal
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
 
 from .catalog import WIDTHS, build, check, model_info
 from .config import Point, Sweep

@@ -229,7 +229,7 @@ class Store:
         row = cur.fetchone()
         if row is None:
             raise UsageError(f"no run {run_id!r} in {self.path}")
-        return dict(zip([d[0] for d in cur.description], row))
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
 
     def latest_run_id(self) -> str | None:
         row = self._conn.execute(

@@ -9,7 +9,7 @@ as a reason string, which the runner stores as a `skipped` row.
 from __future__ import annotations
 
 import shutil
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["make_step", "unsupported"]
 

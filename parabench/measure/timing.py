@@ -10,7 +10,7 @@ and every raw sample is returned.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["estimate_calls", "make_input", "measure"]
 
@@ -76,9 +76,9 @@ def _measure_cuda(fn, n: int) -> list[float]:
 
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=True):
         s.record()
         fn()
         e.record()
     torch.cuda.synchronize()  # the one sync: read every event after the last call
-    return [s.elapsed_time(e) for s, e in zip(starts, ends)]
+    return [s.elapsed_time(e) for s, e in zip(starts, ends, strict=True)]
