@@ -74,7 +74,9 @@ def ab(repo: Path, db: Path, a: str, b: str, *extra) -> tuple[int, dict]:
     code = main(["compare", a, b, "--interleave", "--repo", str(repo), "--db", str(db),
                  "--family", "paraformer-fused,vit", "--depth", "2", "--rounds", "12",
                  "--threads", "1", "--no-progress", "--format", "json", "-o", str(out),
-                 *extra])
+                 # CI machines are shared: the default 10% (measured on a quiet box) is
+                 # too tight for a test that must never flake; the planted slowdown is 100%
+                 "--threshold", "0.25", *extra])
     return code, json.loads(out.read_text())
 
 
