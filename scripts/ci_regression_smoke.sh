@@ -13,6 +13,7 @@
 set -euo pipefail
 
 PY=${PYTHON:-python}
+[ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ] && PY=.venv/bin/python  # the venv scripts/setup.sh made
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 db="$tmp/smoke.db"
