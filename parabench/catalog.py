@@ -13,34 +13,12 @@ Every model is built through timm's registry, the way users build them:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
-from .config import FAMILIES, RESNET_STANDARD_DEPTHS
+from .config import FAMILIES, RESNET_STANDARD_DEPTHS, WIDTHS, Width
 from .errors import UsageError
 
-__all__ = ["WIDTHS", "Width", "build", "check", "model_info", "resnet_layers"]
-
-
-@dataclass(frozen=True)
-class Width:
-    """Transformer width shared by every transformer family, so that they compare at
-    equal width (and so equal FLOPs per layer)."""
-
-    dim: int
-    heads: int
-    head_dim: int
-    mlp_dim: int
-    patch: int
-    num_classes: int
-
-
-WIDTHS = {
-    # For CPU sweeps and tests: a few ms per forward on 2 cores at 32x32.
-    "tiny": Width(dim=64, heads=2, head_dim=32, mlp_dim=256, patch=8, num_classes=10),
-    # ViT-S, the width of `vit_small_patch16_224`.
-    "paper": Width(dim=384, heads=6, head_dim=64, mlp_dim=1536, patch=16, num_classes=1000),
-}
+__all__ = ["build", "check", "model_info", "resnet_layers"]
 
 _RESNET_BLOCKS = {18: "basic", 34: "basic", 50: "bottleneck", 101: "bottleneck", 152: "bottleneck"}
 _RESNET_LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),

@@ -7,7 +7,7 @@ models lives in `catalog`, executing in `runner`.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import tomllib
@@ -19,7 +19,31 @@ MODES = ("eager", "graph", "compile")
 WORKLOADS = ("infer", "train")
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
-WIDTHS = ("tiny", "paper")
+
+
+@dataclass(frozen=True)
+class Width:
+    """Transformer width shared by every transformer family, so that they compare at
+    equal width (and so equal FLOPs per layer)."""
+
+    dim: int
+    heads: int
+    head_dim: int
+    mlp_dim: int
+    patch: int
+    num_classes: int
+
+
+#: The one table of model sizes: sweeps, the asv suite, the synthetic data and the
+#: benchmark scripts all name a width from here.
+WIDTHS = {
+    # For CPU sweeps and tests: a few ms per forward on 2 cores at 32x32.
+    "tiny": Width(dim=64, heads=2, head_dim=32, mlp_dim=256, patch=8, num_classes=10),
+    # The authors' default Para-Former width (DUAT-Maker/Shallow-Paraformer).
+    "authors": Width(dim=192, heads=3, head_dim=64, mlp_dim=768, patch=16, num_classes=1000),
+    # ViT-S, the width of `vit_small_patch16_224`: the paper preset's width.
+    "paper": Width(dim=384, heads=6, head_dim=64, mlp_dim=1536, patch=16, num_classes=1000),
+}
 #: ResNet depth means its conventional layer count (18, 34, 50, ...), not a block count.
 RESNET_STANDARD_DEPTHS = (18, 34, 50, 101, 152)
 
@@ -214,18 +238,6 @@ def sweep_from_toml(path: str | Path) -> Sweep:
         return Sweep(**data)
     except TypeError as e:
         raise UsageError(f"bad sweep file {p}: {e}") from None
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How a run is executed, apart from what it measures."""
-
-    db: Path
-    resume: str | None = None
-    profile: bool = False
-    telemetry: bool = True
-    progress: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 def sweep_from_dict(d: dict) -> Sweep:

@@ -11,7 +11,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-__all__ = ["collect", "cpu_model", "git_state", "machine_id"]
+__all__ = ["collect", "cpu_model", "git_state", "machine_id", "why_no_cuda"]
 
 
 def cpu_model() -> str:
@@ -49,7 +49,7 @@ def _gpu_info() -> dict:
     import torch
 
     if not torch.cuda.is_available():
-        return {"available": False, "reason": _why_no_cuda()}
+        return {"available": False, "reason": why_no_cuda()}
     idx = torch.cuda.current_device()
     props = torch.cuda.get_device_properties(idx)
     return {
@@ -63,7 +63,7 @@ def _gpu_info() -> dict:
     }
 
 
-def _why_no_cuda() -> str:
+def why_no_cuda() -> str:
     import torch
 
     if torch.version.cuda is None:

@@ -1,10 +1,13 @@
 """What one measurement is: its identity, the raw samples, and statistics derived from them.
 
 Raw samples are kept so that later comparisons (confidence intervals, tests) can be done
-on the data itself rather than on a summary.
+on the data itself rather than on a summary. This module is also the one place that
+turns a Point into a Record (`Record.for_point`) and a Record into a database row and
+back (`to_row` / `from_row`); the store only moves rows.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -14,6 +17,26 @@ import numpy as np
 NOISY_IQR_FRACTION = 0.10
 
 STATUSES = ("ok", "oom", "error", "skipped")
+
+__all__ = ["METRIC_COLUMNS", "NOISY_IQR_FRACTION", "STATUSES", "Record", "SampleStats"]
+
+#: Per-point metric columns that later passes (profile, telemetry, efficiency) fill in,
+#: with their SQL types; any other metric a pass returns goes into `extra`.
+METRIC_COLUMNS = {
+    "trace_dir": "TEXT",
+    "kernels_per_forward": "REAL",  # GPU kernels (or CPU ops) launched per forward
+    "gpu_busy_fraction": "REAL",  # share of the timed window the GPU was busy
+    "cpu_dispatch_ms": "REAL",  # host time to issue one forward
+    "energy_j_per_image": "REAL",
+    "mean_power_w": "REAL",
+    "achieved_tflops": "REAL",
+    "peak_fraction": "REAL",  # achieved / measured peak of this machine
+    "throttled": "INTEGER",
+}
+#: Identity and cost fields copied verbatim between a Record and its row.
+_PLAIN_FIELDS = ("key", "family", "depth", "batch", "dtype", "mode", "workload", "device",
+                 "img_size", "width", "status", "reason", "params", "flops", "flops_analytic",
+                 "peak_mem_allocated", "peak_mem_reserved", "peak_rss")
 
 
 @dataclass(frozen=True)
@@ -72,6 +95,49 @@ class Record:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
 
+    @classmethod
+    def for_point(cls, point, sweep, **fields) -> Record:
+        """An empty record for `point` measured as `sweep` describes (device, width, size)."""
+        return cls(key=point.key, family=point.family, depth=point.depth, batch=point.batch,
+                   dtype=point.dtype, mode=point.mode, workload=point.workload,
+                   device=sweep.device, img_size=sweep.img_size, width=sweep.width, **fields)
+
+    def to_row(self) -> dict:
+        """The `records` table's columns for this record (run id and time excluded):
+        raw samples as JSON, statistics derived from them, metric columns from extra."""
+        stats = self.stats
+        row = {f: getattr(self, f) for f in _PLAIN_FIELDS}
+        row.update(
+            samples_json=json.dumps(self.samples_ms) if self.samples_ms else None,
+            n=stats.n if stats else None,
+            median_ms=stats.median if stats else None,
+            mean_ms=stats.mean if stats else None,
+            p10_ms=stats.p10 if stats else None,
+            p90_ms=stats.p90 if stats else None,
+            iqr_ms=stats.iqr if stats else None,
+            noisy=int(stats.noisy) if stats else None,
+            throughput=self.throughput,
+            extra_json=json.dumps(self.extra, default=str) if self.extra else None,
+        )
+        row.update({k: self.extra.get(k) for k in METRIC_COLUMNS if k in self.extra})
+        return row
+
+    @classmethod
+    def from_row(cls, row) -> Record:
+        """Inverse of `to_row`, from a mapping with the table's columns (or a records
+        frame row, where samples and extra are already decoded)."""
+        get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
+        samples = get("samples_ms")
+        if samples is None:
+            raw = get("samples_json")
+            samples = json.loads(raw) if isinstance(raw, str) else []
+        extra = get("extra")
+        if extra is None:
+            raw = get("extra_json")
+            extra = json.loads(raw) if isinstance(raw, str) else {}
+        plain = {f: _none_if_nan(get(f)) for f in _PLAIN_FIELDS}
+        return cls(**plain, samples_ms=list(samples), extra=dict(extra))
+
     @property
     def stats(self) -> SampleStats | None:
         return SampleStats.from_samples(self.samples_ms) if self.samples_ms else None
@@ -83,3 +149,8 @@ class Record:
         if s is None or not s.median or math.isnan(s.median):
             return None
         return self.batch / (s.median / 1e3)
+
+
+def _none_if_nan(v):
+    """pandas turns SQL NULL into NaN in numeric columns; a Record says None."""
+    return None if isinstance(v, float) and math.isnan(v) else v

@@ -10,7 +10,6 @@ profiler or the NVML sampler never distorts the latency samples.
 """
 from __future__ import annotations
 
-import gc
 import signal
 import sys
 import time
@@ -18,9 +17,10 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .catalog import WIDTHS, build, check, model_info
+from .catalog import check, model_info
 from .config import Point, Sweep
-from .errors import UsageError
+from .errors import UsageError, is_oom, one_line
+from .measure.device import free_memory
 from .records import Record
 from .store import Store
 
@@ -40,19 +40,15 @@ class PassContext:
     store: Store
 
 
-#: An extra pass returns metrics (names from store.METRIC_COLUMNS, or anything for extra).
-ExtraPass = Callable[[PassContext], dict]
-
-
 def check_device(sweep: Sweep) -> None:
     """Refuse, before anything is written, what this machine cannot run at all."""
     import torch
 
     if sweep.device == "cuda":
         if not torch.cuda.is_available():
-            from .environment import _why_no_cuda
+            from .environment import why_no_cuda
 
-            raise UsageError(f"--device cuda asked for, but {_why_no_cuda()}")
+            raise UsageError(f"--device cuda asked for, but {why_no_cuda()}")
         if "bfloat16" in sweep.dtypes and not torch.cuda.is_bf16_supported():
             raise UsageError("dtype bfloat16 is not supported by this GPU")
     elif "float16" in sweep.dtypes:
@@ -70,84 +66,46 @@ def preflight(sweep: Sweep) -> Sweep:
     return sweep
 
 
-def _is_oom(e: BaseException) -> bool:
-    import torch
-
-    if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    text = str(e)
-    return isinstance(e, RuntimeError) and (
-        "out of memory" in text or "can't allocate memory" in text
-    )
-
-
-def _free(device: str) -> None:
-    gc.collect()
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.empty_cache()
-
-
-def _one_line(e: BaseException) -> str:
-    text = (str(e).strip().splitlines() or [""])[0]
-    return f"{type(e).__name__}: {text}"[:500]
-
-
 def measure_point(point: Point, sweep: Sweep, *, passes=(), run_id="", store=None) -> Record:
     """Measure one point; never raises except KeyboardInterrupt/SystemExit."""
-    import torch
-
     from .measure.memory import PeakMemory
-    from .measure.timing import make_input, measure
-    from .workloads import make_step, unsupported
+    from .measure.prepare import PointUnsupported, prepared
+    from .measure.timing import measure
 
-    rec = Record(
-        key=point.key, family=point.family, depth=point.depth, batch=point.batch,
-        dtype=point.dtype, mode=point.mode, workload=point.workload, device=sweep.device,
-        img_size=sweep.img_size, width=sweep.width,
-    )
-    reason = unsupported(point.mode, point.workload, sweep.device)
-    if reason:
-        rec.status, rec.reason = "skipped", reason
-        return rec
-    model = step = x = None
+    rec = Record.for_point(point, sweep)
     try:
         info = model_info(point.family, point.depth, width=sweep.width, img_size=sweep.img_size)
         rec.params, rec.flops, rec.flops_analytic = (
             info["params"], info["flops"], info["flops_analytic"]
         )
-        dtype = getattr(torch, point.dtype)
-        torch.manual_seed(0)
-        model = build(point.family, point.depth, width=sweep.width, img_size=sweep.img_size,
-                      device=sweep.device, dtype=dtype)
-        x = make_input(point.batch, sweep.img_size, sweep.device, dtype)
-        step = make_step(model, x, mode=point.mode, workload=point.workload,
-                         num_classes=WIDTHS[sweep.width].num_classes)
-        with PeakMemory(sweep.device) as pm:
-            rec.samples_ms = measure(
-                step, device=sweep.device, warmup=sweep.warmup, min_samples=sweep.min_samples,
-                max_samples=sweep.max_samples, min_time_s=sweep.min_time_s,
-            )
-        mem = pm.result()
-        rec.peak_mem_allocated = mem["peak_mem_allocated"]
-        rec.peak_mem_reserved = mem["peak_mem_reserved"]
-        rec.peak_rss = mem["peak_rss"]
-        rec.extra["rss_peak_is_lifetime"] = mem["rss_peak_is_lifetime"]
-        ctx = PassContext(point, sweep, model, step, rec.stats.median, run_id, store)
-        for extra_pass in passes:
-            rec.extra.update(extra_pass(ctx))
+        with prepared(point, sweep) as prep:
+            with PeakMemory(sweep.device) as pm:
+                rec.samples_ms = measure(
+                    prep.step, device=sweep.device, warmup=sweep.warmup,
+                    min_samples=sweep.min_samples, max_samples=sweep.max_samples,
+                    min_time_s=sweep.min_time_s,
+                )
+            mem = pm.result()
+            rec.peak_mem_allocated = mem["peak_mem_allocated"]
+            rec.peak_mem_reserved = mem["peak_mem_reserved"]
+            rec.peak_rss = mem["peak_rss"]
+            rec.extra["rss_peak_is_lifetime"] = mem["rss_peak_is_lifetime"]
+            ctx = PassContext(point, sweep, prep.model, prep.step, rec.stats.median, run_id,
+                              store)
+            for extra_pass in passes:
+                rec.extra.update(extra_pass(ctx))
+            del ctx
+    except PointUnsupported as e:
+        rec.status, rec.reason = "skipped", str(e)
     except UsageError as e:
         rec.status, rec.reason, rec.samples_ms = "error", str(e), []
     except Exception as e:  # one bad point must not end the sweep
-        oom = _is_oom(e)
-        rec.status = "oom" if oom else "error"
-        rec.reason = _one_line(e)
-        if oom:
+        rec.status = "oom" if is_oom(e) else "error"
+        rec.reason = one_line(e)
+        if rec.status == "oom":
             rec.samples_ms = []
-    finally:
-        del model, step, x
-        _free(sweep.device)
+    if rec.status != "ok":
+        free_memory(sweep.device)  # now that the traceback and its tensors are gone
     return rec
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import uuid
 from contextlib import contextmanager
@@ -20,26 +21,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import UsageError
-from .records import Record
+from .records import METRIC_COLUMNS, Record
 
 __all__ = ["Store", "default_db_path", "load", "utc_now"]
 
 APPLICATION_ID = 0x50524243  # "PRBC": marks a file as a parabench database
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
+_LATEST = re.compile(r"latest(?:~(\d+))?")
 
-#: Per-point metric columns that later passes (profile, telemetry, efficiency) fill in.
-METRIC_COLUMNS = {
-    "trace_dir": "TEXT",
-    "kernels_per_forward": "REAL",  # GPU kernels (or CPU ops) launched per forward
-    "gpu_busy_fraction": "REAL",  # share of the timed window the GPU was busy
-    "cpu_dispatch_ms": "REAL",  # host time to issue one forward
-    "energy_j_per_image": "REAL",
-    "mean_power_w": "REAL",
-    "achieved_tflops": "REAL",
-    "peak_fraction": "REAL",  # achieved / measured peak of this machine
-    "throttled": "INTEGER",
-}
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
@@ -237,31 +227,33 @@ class Store:
         ).fetchone()
         return row[0] if row else None
 
+    def find_run(self, name: str) -> str | None:
+        """The run id that `name` means, or None when no run has it: 'latest' is the
+        newest run, 'latest~N' the N-th before it (as git's HEAD~N), else a run id."""
+        m = _LATEST.fullmatch(name)
+        if m:
+            back = int(m.group(1) or 0)
+            ids = [r[0] for r in self._conn.execute(
+                "SELECT run_id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (back + 1,))]
+            if len(ids) <= back:
+                held = self._conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+                raise UsageError(f"{name!r}: {self.path} holds only {held} run(s)")
+            return ids[back]
+        row = self._conn.execute("SELECT 1 FROM runs WHERE run_id=?", (name,)).fetchone()
+        return name if row else None
+
+    def resolve_run(self, name: str) -> str:
+        """Like find_run, but a name that matches no run is a UsageError."""
+        rid = self.find_run(name)
+        if rid is None:
+            raise UsageError(f"no run {name!r} in {self.path}")
+        return rid
+
     # -- records -------------------------------------------------------------------------
     def add_record(self, run_id: str, rec: Record) -> None:
         """Insert (or replace, on resume) one point, committed at once."""
-        stats = rec.stats
-        row = {
-            "run_id": run_id, "key": rec.key, "family": rec.family, "depth": rec.depth,
-            "batch": rec.batch, "dtype": rec.dtype, "mode": rec.mode, "workload": rec.workload,
-            "device": rec.device, "img_size": rec.img_size, "width": rec.width,
-            "status": rec.status, "reason": rec.reason,
-            "samples_json": json.dumps(rec.samples_ms) if rec.samples_ms else None,
-            "n": stats.n if stats else None,
-            "median_ms": stats.median if stats else None,
-            "mean_ms": stats.mean if stats else None,
-            "p10_ms": stats.p10 if stats else None,
-            "p90_ms": stats.p90 if stats else None,
-            "iqr_ms": stats.iqr if stats else None,
-            "noisy": int(stats.noisy) if stats else None,
-            "throughput": rec.throughput,
-            "params": rec.params, "flops": rec.flops, "flops_analytic": rec.flops_analytic,
-            "peak_mem_allocated": rec.peak_mem_allocated,
-            "peak_mem_reserved": rec.peak_mem_reserved, "peak_rss": rec.peak_rss,
-            "extra_json": json.dumps(rec.extra, default=str) if rec.extra else None,
-            "created_at": utc_now(),
-        }
-        row.update({k: rec.extra.get(k) for k in METRIC_COLUMNS if k in rec.extra})
+        row = {"run_id": run_id, **rec.to_row(), "created_at": utc_now()}
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         with self.transaction() as c:
@@ -361,18 +353,9 @@ class Store:
         df["extra"] = df["extra_json"].map(lambda s: json.loads(s) if isinstance(s, str) else {})
         return df.drop(columns=["samples_json", "extra_json"])
 
-    def resolve_runs(self, run_ids) -> list[str]:
-        """Check run ids exist; 'latest' names the newest run."""
-        out = []
-        for rid in run_ids:
-            if rid == "latest":
-                latest = self.latest_run_id()
-                if latest is None:
-                    raise UsageError(f"{self.path} holds no runs yet")
-                rid = latest
-            self.run(rid)
-            out.append(rid)
-        return out
+    def resolve_runs(self, names) -> list[str]:
+        """Run ids for names as `find_run` reads them, each checked to exist."""
+        return [self.resolve_run(n) for n in names]
 
 
 def _opt_int(v):

@@ -43,7 +43,9 @@ def test_unsupported_mode_becomes_skipped_row(tmp_path):
 
 
 def test_out_of_memory_becomes_row_and_sweep_goes_on(tmp_path, monkeypatch):
-    real_build = runner_mod.build
+    import parabench.catalog as catalog
+
+    real_build = catalog.build
 
     class Hungry(torch.nn.Module):
         def forward(self, x):  # a real allocation failure from the CPU allocator
@@ -52,7 +54,7 @@ def test_out_of_memory_becomes_row_and_sweep_goes_on(tmp_path, monkeypatch):
     def build(family, depth, **kw):
         return Hungry() if depth == 2 else real_build(family, depth, **kw)
 
-    monkeypatch.setattr(runner_mod, "build", build)
+    monkeypatch.setattr(catalog, "build", build)  # what every prepared point builds with
     sweep = Sweep(families=("vit",), depths=(1, 2, 4), **TINY)
     with Store(tmp_path / "r.db") as store:
         rid = run_sweep(sweep, store, progress=False, log=lambda m: None)
@@ -65,7 +67,6 @@ def test_error_in_one_point_is_recorded_with_reason(tmp_path, monkeypatch):
     def broken(*a, **k):
         raise RuntimeError("kernel exploded\nsecond line")
 
-    monkeypatch.setattr(runner_mod, "make_step", broken, raising=False)
     import parabench.workloads as wl
 
     monkeypatch.setattr(wl, "make_step", broken)

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import add_db, add_sweep_args, sweep_from_args
+from ._options import add_db, add_sweep_args, sweep_from_args
 
 
 def _threshold(text: str) -> float:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from ._common import add_db, add_runs
+from ._options import add_db, add_runs
 
 
 def register(sub) -> None:

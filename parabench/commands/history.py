@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import add_db
+from ._options import add_db
 
 
 def _positive_int(text: str) -> int:

@@ -1,7 +1,7 @@
 """`parabench list`: runs in the store, model families, presets."""
 from __future__ import annotations
 
-from ._common import add_db
+from ._options import add_db
 
 
 def register(sub) -> None:

@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ._common import add_db, add_sweep_args, sweep_from_args
+from ._options import add_db, add_sweep_args, sweep_from_args
 
 
 def register(sub) -> None:

@@ -6,7 +6,7 @@ import json
 import shlex
 import sys
 
-from ._common import add_db, add_sweep_args, sweep_from_args
+from ._options import add_db, add_sweep_args, sweep_from_args
 
 
 def register(sub) -> None:

@@ -10,6 +10,9 @@ A pass that fails must not throw away the point's latency: its exception becomes
 """
 from __future__ import annotations
 
+from ..errors import one_line
+from .device import free_memory
+
 __all__ = ["extra_passes", "guarded"]
 
 
@@ -21,15 +24,9 @@ def guarded(fn):
         try:
             return fn(ctx)
         except Exception as e:  # KeyboardInterrupt still stops the sweep
-            import gc
-
-            gc.collect()
-            if ctx.sweep.device.startswith("cuda"):
-                import torch
-
-                torch.cuda.empty_cache()
-            text = (str(e).strip().splitlines() or [""])[0]
-            return {f"{name}_error": f"{type(e).__name__}: {text}"[:500]}
+            reason = one_line(e)
+        free_memory(ctx.sweep.device)  # after the except: the traceback no longer pins tensors
+        return {f"{name}_error": reason}
 
     run.__name__ = name
     return run

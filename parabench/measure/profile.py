@@ -42,6 +42,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from .device import sync
+
 __all__ = ["point_trace_dir", "profile_pass", "profile_step", "summarize_trace"]
 
 #: GPU activity that counts as "busy"
@@ -55,13 +57,6 @@ CHROME_NAME = "trace.chrome.json"
 def point_trace_dir(trace_dir, run_id: str, key: str) -> Path:
     """DIR/<run id>/<point key with / -> _>: one TensorBoard run per point."""
     return Path(trace_dir) / (run_id or "adhoc") / key.replace("/", "_")
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
 
 
 def profile_step(step, out_dir, *, device: str = "cpu", wait: int = 1, warmup: int = 2,
@@ -82,7 +77,7 @@ def profile_step(step, out_dir, *, device: str = "cpu", wait: int = 1, warmup: i
     )
     times: list[float] = []
     total = wait + warmup + active
-    _sync(device)
+    sync(device)
     with profile(activities=activities, record_shapes=True, profile_memory=True,
                  with_stack=False, on_trace_ready=handler,
                  schedule=schedule(wait=wait, warmup=warmup, active=active, repeat=1)) as prof:

@@ -25,6 +25,7 @@ import threading
 import time
 
 from . import nvml
+from .device import sync
 
 __all__ = ["PERF_LIMITING", "Sampler", "decode_reasons", "energy_window", "measure_telemetry",
            "missing_result", "telemetry_pass"]
@@ -169,20 +170,11 @@ class Sampler:
         return sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in itertools.pairwise(pts))
 
 
-def _sync_fn(device: str):
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.synchronize
-    return lambda: None
-
-
 def energy_window(step, *, handle, images_per_call: int, device: str = "cpu",
                   min_window_s: float = 1.0, sampler: Sampler | None = None) -> dict:
     """Call `step` back to back for at least `min_window_s`; energy from NVML's
     total-energy counter at the window's edges (else from `sampler`'s power)."""
-    sync = _sync_fn(device)
-    sync()
+    sync(device)
     e0 = nvml.query("nvmlDeviceGetTotalEnergyConsumption", handle)  # mJ since driver load
     t0 = time.perf_counter()
     calls = 0
@@ -191,7 +183,7 @@ def energy_window(step, *, handle, images_per_call: int, device: str = "cpu",
         calls += 1
         if time.perf_counter() - t0 >= min_window_s:
             break
-    sync()
+    sync(device)
     t1 = time.perf_counter()
     e1 = nvml.query("nvmlDeviceGetTotalEnergyConsumption", handle)
     images = calls * images_per_call

@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from .device import sync
+
 __all__ = ["estimate_calls", "make_input", "measure"]
 
 
@@ -22,13 +24,6 @@ def make_input(batch: int, img_size: int, device: str = "cpu", dtype=None, *, se
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, img_size, img_size, generator=g)
     return x.to(device=device, dtype=dtype or torch.float32)
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
 
 
 def estimate_calls(per_call_s: float, *, min_samples: int, max_samples: int, min_time_s: float) -> int:
@@ -47,11 +42,11 @@ def measure(
     min_time_s: float = 0.25,
 ) -> list[float]:
     """Call `fn` `warmup` times, then n timed times; return n latencies in milliseconds."""
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     for _ in range(warmup):
         fn()
-    _sync(device)
+    sync(device)
     per_call = (time.perf_counter() - t0) / warmup if warmup else 0.0
     n = estimate_calls(
         per_call, min_samples=min_samples, max_samples=max_samples, min_time_s=min_time_s

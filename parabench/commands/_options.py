@@ -1,8 +1,13 @@
-"""Arguments shared by several subcommands."""
+"""Options shared by several subcommands: one definition each, so `--db`, `--run`,
+`--out` and the sweep flags mean the same thing in every command."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+from ..config import DEVICES, WIDTHS
+from ._values import int_list, str_list
+
+__all__ = ["add_db", "add_out", "add_runs", "add_sweep_args", "sweep_from_args"]
 
 
 def add_db(parser) -> None:
@@ -16,17 +21,9 @@ def add_runs(parser, help_text="run ids to use; 'latest' is the newest (default:
     parser.add_argument("--run", dest="runs", action="append", metavar="ID", help=help_text)
 
 
-def int_list(text: str) -> tuple[int, ...]:
-    """'1,2,4' -> (1, 2, 4); argparse shows the error as one line."""
-    try:
-        return tuple(int(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}") from None
-
-
-def str_list(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",") if t.strip())
+def add_out(parser, help_text: str, *, default=None) -> None:
+    parser.add_argument("--out", "-o", type=Path, default=default, metavar="PATH",
+                        help=help_text)
 
 
 #: flag dest -> Sweep field, for flags that override the preset / file
@@ -53,8 +50,8 @@ def add_sweep_args(p, *, timing: bool = True) -> None:
                    help="eager, graph (CUDA graph replay), compile (torch.compile)")
     p.add_argument("--workload", dest="workloads", type=str_list, metavar="W[,W...]",
                    help="infer, train (forward + backward + optimizer step)")
-    p.add_argument("--device", choices=("cpu", "cuda"))
-    p.add_argument("--width", choices=("tiny", "paper"))
+    p.add_argument("--device", choices=DEVICES)
+    p.add_argument("--width", choices=tuple(WIDTHS))
     p.add_argument("--img-size", type=int)
     p.add_argument("--threads", type=int, help="torch CPU threads (recorded with the run)")
     if timing:

@@ -1,0 +1,69 @@
+"""Every command-line value parser, in one place.
+
+Each turns one flag's text into a checked value or raises argparse.ArgumentTypeError,
+which argparse prints as one line naming the flag, with exit code 2. Kept free of heavy
+imports: parsers run while `--help` is being built.
+"""
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["fraction", "int_list", "positive_int", "probability", "str_list", "threshold"]
+
+
+def _fail(message: str):
+    raise argparse.ArgumentTypeError(message) from None
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """'1,2,4' -> (1, 2, 4)."""
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        _fail(f"expected comma-separated integers, got {text!r}")
+
+
+def str_list(text: str) -> tuple[str, ...]:
+    """'a, b' -> ('a', 'b')."""
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        _fail(f"expected an integer, got {text!r}")
+    if v < 1:
+        _fail(f"must be >= 1, got {v}")
+    return v
+
+
+def fraction(text: str) -> float:
+    """'0.1' or '10%' -> 0.1; never negative."""
+    t = text.strip()
+    try:
+        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        _fail(f"expected a fraction like 0.1 or 10%, got {text!r}")
+    if not v >= 0:  # also refuses nan
+        _fail(f"must be >= 0, got {v:g}")
+    return v
+
+
+def threshold(text: str) -> float:
+    """A minimum effect: a fraction in [0, 10)."""
+    v = fraction(text)
+    if not v < 10:
+        _fail(f"threshold must be in [0, 10), got {v:g}")
+    return v
+
+
+def probability(text: str) -> float:
+    """A significance level in (0, 1)."""
+    try:
+        v = float(text)
+    except ValueError:
+        _fail(f"expected a probability, got {text!r}")
+    if not 0 < v < 1:
+        _fail(f"alpha must be in (0, 1), got {v:g}")
+    return v

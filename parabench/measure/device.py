@@ -1,0 +1,32 @@
+"""The few things every measurement does to a device: wait for it, and give memory back.
+
+One place for both, so that the runner, the interleave worker, the extra passes and
+the asv suite cannot drift apart on what "synchronise" or "free" means.
+"""
+from __future__ import annotations
+
+import gc
+
+__all__ = ["free_memory", "is_cuda", "sync"]
+
+
+def is_cuda(device: str) -> bool:
+    return device.startswith("cuda")
+
+
+def sync(device: str) -> None:
+    """Block until queued GPU work is done; a no-op on CPU, where calls are synchronous."""
+    if is_cuda(device):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def free_memory(device: str) -> None:
+    """Collect garbage, then hand cached GPU blocks back to the driver, so the next point
+    starts from the memory it needs and its reserved peak is its own."""
+    gc.collect()
+    if is_cuda(device):
+        import torch
+
+        torch.cuda.empty_cache()

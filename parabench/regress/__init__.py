@@ -1,0 +1,1 @@
+"""Comparing and tracking performance: two sides, a verdict per benchmark, history."""
