@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from parabench import Store, Sweep, load
-from parabench import runner as runner_mod
 from parabench.runner import run_sweep
 
 TINY = dict(device="cpu", width="tiny", img_size=32, warmup=1, min_samples=3, min_time_s=0.0)
