@@ -26,16 +26,16 @@ torch.cuda.max_memory_allocated over the timed window; skipped without CUDA).
 
 CPU or GPU sizes
 ----------------
-`PARABENCH_ASV_PROFILE` picks the sizes: `cpu` (tiny width, 32x32 images, float32,
-transformer depths 1/2/4/8, ResNet 18/34, batch 1 and 8, eager, one torch thread; a
-few minutes per commit on 2 cores) or `gpu` (paper width ViT-S 384, 224x224 images,
-bfloat16, depths 1..48, ResNet 18..152, batch 1/32/256, eager and CUDA-graph
-modes). Unset, it is `gpu` when `torch.cuda.is_available()` (checked through NVML,
-so the forkserver parent never initialises CUDA) and `cpu` otherwise. Impossible
-combinations (CUDA graphs on CPU, depths that do not build) raise
-NotImplementedError in `setup`, which asv records as skipped. `PARABENCH_ASV_MODES`
-(e.g. `eager,graph,compile`) and `PARABENCH_ASV_THREADS` (`0` = torch's default)
-override the profile's modes and thread count.
+The suite measures a parabench preset (`parabench.config.PRESETS`, the same sizes
+`parabench run --preset NAME` uses): `PARABENCH_ASV_PRESET=quick|paper|full`. Unset, it
+is `paper` (ViT-S width, 224x224, bfloat16, depths 1..48, ResNet 18..152, batch
+1/32/256, eager and CUDA graphs) when `torch.cuda.is_available()` (checked through
+NVML, so the forkserver parent never initialises CUDA) and `quick` (tiny width, 32x32,
+float32, depths 1/2/4/8, ResNet 18/34, batch 1, eager, one torch thread) otherwise.
+asv times the preset's first dtype. Impossible combinations (CUDA graphs on CPU,
+depths that do not build) raise NotImplementedError in `setup`, which asv records as
+skipped. `PARABENCH_ASV_MODES` (e.g. `eager,graph,compile`) and `PARABENCH_ASV_THREADS`
+(`0` = torch's default) override the preset's modes and thread count.
 
 Why one CPU thread: on a shared 2-core machine, torch's two OpenMP threads spin at
 barriers while another process holds a core; measured here, a tiny ViT went from

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .common import PROFILE, TRANSFORMER_FAMILIES, build_point, skip
+from .common import RESNET_DEPTHS, SWEEP, TRANSFORMER_FAMILIES, PreparedPoint, skip
 
 #: One "family:depth" parameter instead of a family x depth product, because ResNet's
 #: depths (18, 34, ...) are not the transformers' (1, 2, 4, ...): no skipped combos.
-MODELS = [f"{f}:{d}" for f in TRANSFORMER_FAMILIES for d in PROFILE.transformer_depths] + [
-    f"resnet:{d}" for d in PROFILE.resnet_depths
+MODELS = [f"{f}:{d}" for f in TRANSFORMER_FAMILIES for d in SWEEP.depths] + [
+    f"resnet:{d}" for d in RESNET_DEPTHS
 ]
 
 
@@ -34,7 +34,7 @@ class ModelCost:
             family, depth = _split(model)
             try:
                 out[model] = catalog.model_info(
-                    family, depth, width=PROFILE.width, img_size=PROFILE.img_size
+                    family, depth, width=SWEEP.width, img_size=SWEEP.img_size
                 )
             except UsageError as e:
                 out[model] = str(e)
@@ -55,28 +55,29 @@ class ModelCost:
     track_gflops.unit = "GFLOP"
 
 
-if PROFILE.device == "cuda":  # defined only where it can run: no skipped processes on CPU
+if SWEEP.device == "cuda":  # defined only where it can run: no skipped processes on CPU
 
     class GpuMemory:
         """Peak GPU memory allocated by a forward (torch's allocator peak, after warm-up)."""
 
-        params = (MODELS, list(PROFILE.batches))
+        params = (MODELS, list(SWEEP.batches))
         param_names: ClassVar[list[str]] = ["model", "batch"]
         unit = "bytes"
         timeout = 600
 
         def setup(self, model, batch):
-            family, depth = _split(model)
-            self.model, self.step, self.x = build_point(family, depth, batch, "eager")
+            self.point = PreparedPoint()
+            self.step = self.point.open(*_split(model), batch, "eager").step
 
         def teardown(self, model, batch):
-            self.model = self.step = self.x = None
+            self.step = None
+            self.point.close()
 
         def track_peak_gpu_memory(self, model, batch):
             from parabench.measure.memory import PeakMemory
 
             self.step()  # allocator warm-up, outside the window
-            with PeakMemory(PROFILE.device) as pm:
+            with PeakMemory(SWEEP.device) as pm:
                 for _ in range(3):
                     self.step()
             return pm.result()["peak_mem_allocated"]

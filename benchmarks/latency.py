@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .common import PROFILE, TRANSFORMER_FAMILIES, build_point, latency_samples_s
+from .common import RESNET_DEPTHS, SWEEP, TRANSFORMER_FAMILIES, PreparedPoint, latency_samples_s
 
 
 class TransformerLatency:
@@ -11,19 +11,21 @@ class TransformerLatency:
 
     params = (
         list(TRANSFORMER_FAMILIES),
-        list(PROFILE.transformer_depths),
-        list(PROFILE.batches),
-        list(PROFILE.modes),
+        list(SWEEP.depths),
+        list(SWEEP.batches),
+        list(SWEEP.modes),
     )
     param_names: ClassVar[list[str]] = ["family", "depth", "batch", "mode"]
     unit = "seconds"
     timeout = 600
 
     def setup(self, family, depth, batch, mode):
-        self.model, self.step, self.x = build_point(family, depth, batch, mode)
+        self.point = PreparedPoint()
+        self.step = self.point.open(family, depth, batch, mode).step
 
     def teardown(self, family, depth, batch, mode):
-        self.model = self.step = self.x = None
+        self.step = None
+        self.point.close()
 
     def track_latency(self, family, depth, batch, mode):
         return latency_samples_s(self.step)
@@ -33,19 +35,21 @@ class ResNetLatency:
     """timm ResNet at its conventional depths: the convolutional serial baseline."""
 
     params = (
-        list(PROFILE.resnet_depths),
-        list(PROFILE.batches),
-        list(PROFILE.modes),
+        list(RESNET_DEPTHS),
+        list(SWEEP.batches),
+        list(SWEEP.modes),
     )
     param_names: ClassVar[list[str]] = ["depth", "batch", "mode"]
     unit = "seconds"
     timeout = 600
 
     def setup(self, depth, batch, mode):
-        self.model, self.step, self.x = build_point("resnet", depth, batch, mode)
+        self.point = PreparedPoint()
+        self.step = self.point.open("resnet", depth, batch, mode).step
 
     def teardown(self, depth, batch, mode):
-        self.model = self.step = self.x = None
+        self.step = None
+        self.point.close()
 
     def track_latency(self, depth, batch, mode):
         return latency_samples_s(self.step)

@@ -40,11 +40,8 @@ except ImportError:  # running from a checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
     from paraformer import ParaFormer
 
-# width name -> (embed_dim D, num_heads H, head_dim dh, mlp_dim M)
-WIDTHS = {
-    "tiny": (192, 3, 64, 768),  # the authors' default width
-    "small": (384, 6, 64, 1536),  # ViT-S width
-}
+from parabench.config import WIDTHS  # noqa: E402  (the project's one table of widths)
+
 CPU_KS = (1, 2, 4, 8, 16)
 CPU_BATCHES = (1, 8)
 CUDA_KS = (1, 2, 4, 8, 12, 24, 48)
@@ -71,7 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--widths",
         type=_strs,
-        help=f"comma list from {sorted(WIDTHS)} (default: both on CPU, small on CUDA)",
+        help=f"comma list from {sorted(WIDTHS)} (default: authors,paper on CPU, paper on CUDA)",
     )
     p.add_argument(
         "--execs",
@@ -110,7 +107,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # -- models ------------------------------------------------------------------------------------
 def build(exec_: str, width: str, K: int, args, device, dtype) -> torch.nn.Module:
-    D, H, dh, M = WIDTHS[width]
+    w = WIDTHS[width]
+    D, H, dh, M = w.dim, w.heads, w.head_dim, w.mlp_dim
     if exec_ == "serial":
         import timm
 
@@ -201,9 +199,9 @@ def run(args) -> list[dict]:
     batches = args.batches or ([1] if args.quick else list(CUDA_BATCHES if cuda else CPU_BATCHES))
     if cuda and args.quick and not args.batches:
         batches = [1, 256]
-    widths = args.widths or (["small"] if cuda or args.quick else ["tiny", "small"])
+    widths = args.widths or (["paper"] if cuda or args.quick else ["authors", "paper"])
     if args.quick and not cuda and not args.widths:
-        widths = ["tiny"]
+        widths = ["authors"]
     execs = args.execs or (["loop", "fused", "serial"] if cuda else ["loop", "fused"])
     modes = (args.modes or ["eager", "graph"]) if cuda else ["eager"]
     dtype = getattr(torch, args.dtype or ("bfloat16" if cuda else "float32"))
@@ -272,7 +270,7 @@ def run(args) -> list[dict]:
                 "dtype": str(dtype).split(".")[-1],
                 "mode": mode,
                 "width": width,
-                "embed_dim": WIDTHS[width][0],
+                "embed_dim": WIDTHS[width].dim,
                 "batch": batch,
                 "K": K,
                 "branch_depth": args.branch_depth,
@@ -310,7 +308,7 @@ def table(rows: list[dict]) -> str:
     for mode, width, batch, K in keys:
         k0 = base_k[(mode, width, batch)]
         vals = {e: get(mode, width, batch, K, e) for e in execs}
-        cells = [mode, f"{width}(D{WIDTHS[width][0]})", str(batch), str(K)]
+        cells = [mode, f"{width}(D{WIDTHS[width].dim})", str(batch), str(K)]
         cells += [f"{vals[e]:.3f}" for e in execs]
         if "fused/loop" in head:
             cells.append(f"{vals['fused'] / vals['loop']:.2f}")

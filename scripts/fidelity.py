@@ -26,27 +26,31 @@ CONFIGS = [  # family, depth, batch
 
 
 def fidelity(repeats: int) -> list[tuple]:
+    from parabench.config import Point, preset
+    from parabench.measure.prepare import prepared
+
+    rows = []
+    quick = preset("quick")  # tiny width, 32x32 images, as the quick sweep measures
+    for fam, depth, batch in CONFIGS:
+        with prepared(Point(fam, depth, batch, "float32", "eager", "infer"), quick) as prep:
+            rows.append(_compare_timers(f"{fam} d{depth} b{batch}", prep.step, repeats))
+    return rows
+
+
+def _compare_timers(name: str, step, repeats: int) -> tuple:
     import torch
     from torch.utils.benchmark import Timer
 
-    from parabench.catalog import WIDTHS, build
-    from parabench.measure.timing import make_input, measure
-    from parabench.workloads import make_step
+    from parabench.measure.timing import measure
 
-    rows = []
-    for fam, depth, batch in CONFIGS:
-        model = build(fam, depth, width="tiny", img_size=32)
-        step = make_step(model, make_input(batch, 32), mode="eager", workload="infer",
-                         num_classes=WIDTHS["tiny"].num_classes)
-        ours, theirs = [], []
-        for _ in range(repeats):
-            ours.append(statistics.median(measure(step, warmup=5, min_samples=20,
-                                                  max_samples=100000, min_time_s=1.0)))
-            t = Timer("step()", globals={"step": step}, num_threads=torch.get_num_threads())
-            theirs.append(t.blocked_autorange(min_run_time=1.0).median * 1e3)
-        a, b = statistics.median(ours), statistics.median(theirs)
-        rows.append((f"{fam} d{depth} b{batch}", a, b, a / b))
-    return rows
+    ours, theirs = [], []
+    for _ in range(repeats):
+        ours.append(statistics.median(measure(step, warmup=5, min_samples=20,
+                                              max_samples=100000, min_time_s=1.0)))
+        t = Timer("step()", globals={"step": step}, num_threads=torch.get_num_threads())
+        theirs.append(t.blocked_autorange(min_run_time=1.0).median * 1e3)
+    a, b = statistics.median(ours), statistics.median(theirs)
+    return name, a, b, a / b
 
 
 def overhead_ns() -> float:

@@ -15,7 +15,7 @@ ROOT = Path(parabench.__file__).resolve().parents[1]
 
 @pytest.fixture
 def suite(monkeypatch):
-    monkeypatch.setenv("PARABENCH_ASV_PROFILE", "cpu")
+    monkeypatch.setenv("PARABENCH_ASV_PRESET", "quick")
     monkeypatch.delenv("PARABENCH_ASV_MODES", raising=False)
     monkeypatch.delenv("PARABENCH_ASV_THREADS", raising=False)
     monkeypatch.syspath_prepend(str(ROOT))
@@ -39,27 +39,32 @@ def test_asv_conf():
     assert any("{wheel_file}" in c for c in conf.install_command)
 
 
-def test_profile_choice(suite, monkeypatch):
-    common, _, _ = suite
-    assert common.PROFILE.name == "cpu" and common.PROFILE.threads == 1
-    monkeypatch.setenv("PARABENCH_ASV_PROFILE", "gpu")
+def test_sizes_come_from_the_presets(suite, monkeypatch):
+    common, latency, _ = suite
+    from parabench.config import PRESETS
+
+    quick = PRESETS["quick"]
+    assert common.SWEEP == quick and common.SWEEP.threads == 1
+    assert latency.TransformerLatency.params[1] == list(quick.depths)
+    assert latency.ResNetLatency.params[0] == list(quick.depths_for("resnet"))
+    monkeypatch.setenv("PARABENCH_ASV_PRESET", "paper")
     monkeypatch.setenv("PARABENCH_ASV_MODES", "eager,compile")
     monkeypatch.setenv("PARABENCH_ASV_THREADS", "0")
-    p = common._pick_profile()
-    assert p.device == "cuda" and p.width == "paper" and p.modes == ("eager", "compile")
-    assert p.threads is None
-    monkeypatch.setenv("PARABENCH_ASV_PROFILE", "tpu")
-    with pytest.raises(ValueError, match="PARABENCH_ASV_PROFILE"):
-        common._pick_profile()
+    s = common._pick_sweep()
+    assert s.device == "cuda" and s.width == "paper" and s.modes == ("eager", "compile")
+    assert s.threads is None and s.depths == PRESETS["paper"].depths
+    monkeypatch.setenv("PARABENCH_ASV_PRESET", "tpu")
+    with pytest.raises(ValueError, match="PARABENCH_ASV_PRESET"):
+        common._pick_sweep()
 
 
 def test_latency_returns_raw_samples_in_seconds(suite):
-    _, latency, _ = suite
+    common, latency, _ = suite
     bench = latency.TransformerLatency()
     assert bench.param_names == ["family", "depth", "batch", "mode"]
     bench.setup("paraformer-fused", 2, 1, "eager")
     out = bench.track_latency("paraformer-fused", 2, 1, "eager")
-    assert out["number"] == 1 and len(out["samples"]) >= 15
+    assert out["number"] == 1 and len(out["samples"]) >= common.SWEEP.min_samples
     assert all(0 < s < 1 for s in out["samples"])  # seconds, not milliseconds
     # asv's statistics accept it as a timing result
     from asv_runner.statistics import compute_stats
@@ -93,7 +98,7 @@ def test_model_cost(suite, monkeypatch):
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_asv_discovers_the_suite(tmp_path):
     """`asv check` imports the suite the way asv does (current interpreter)."""
-    env = {"PARABENCH_ASV_PROFILE": "cpu", "HOME": str(tmp_path),
+    env = {"PARABENCH_ASV_PRESET": "quick", "HOME": str(tmp_path),
            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
     out = subprocess.run(
         [sys.executable, "-m", "asv", "check", "--python=same", "--config",
