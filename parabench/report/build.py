@@ -20,7 +20,7 @@ from ..store import Store
 from .content import Section
 from .html import render_html
 from .markdown import render_markdown
-from .sections import Context, all_sections, files
+from .sections import Context, all_sections, files_section
 
 __all__ = ["ReportResult", "build_report", "default_asv_results"]
 
@@ -102,7 +102,7 @@ def build_report(db=None, run_ids=None, out=None, asv_results=None) -> ReportRes
                ("fits.csv", "depth-scaling fit per regime"),
                ("ratios.csv", "parallel / serial latency at equal depth")]
     written += [(f.rel, f.caption) for s in sections for f in s.figures]
-    sections.append(files(ctx, written))
+    sections.append(files_section(ctx, written))
 
     n_ok = int((records["status"] == "ok").sum()) if not records.empty else 0
     presets = sorted({str(r.get("preset")) for r in runs if r.get("preset")})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+from ..regress.verdicts import IMPROVEMENT_VERDICTS, REGRESSION_VERDICTS
 from .content import Section
 
 __all__ = ["render_html"]
@@ -18,10 +19,14 @@ NAV_LABELS = {
     "energy": "Energy", "memory": "Memory", "profile": "Profiler", "history": "History",
     "comparison": "Last compare", "not-measured": "Not measured", "files": "Files",
 }
-VERDICT_CLASSES = {"flat": "v-flat", "sub-linear": "v-sub", "linear": "v-lin",
-                   "inconclusive": "v-inc",
-                   "slower": "bad", "failed": "bad", "regression": "bad", "faster": "good",
-                   "fixed": "good"}
+#: The report's own depth-scaling verdicts (`analysis`): how latency grows with depth.
+DEPTH_VERDICT_CLASSES = {"flat": "v-flat", "sub-linear": "v-sub", "linear": "v-lin",
+                         "inconclusive": "v-inc"}
+#: Cell class per verdict word: depth scaling, then compare's regressions and
+#: improvements from the one rule in `regress.verdicts`.
+VERDICT_CLASSES = {**DEPTH_VERDICT_CLASSES,
+                   **dict.fromkeys(REGRESSION_VERDICTS, "bad"),
+                   **dict.fromkeys(IMPROVEMENT_VERDICTS, "good")}
 
 
 def _cell_class(cell: str) -> str:
@@ -38,6 +43,7 @@ def _cell_class(cell: str) -> str:
             return ""
         return "good" if v < 0.95 else "bad" if v > 1.05 else ""
     return ""
+
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
