@@ -1,0 +1,79 @@
+"""Latency against depth, and the parallel model over its serial twin at equal depth."""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..content import Missing, Section, fmt, table_from_frame
+from ..figures import Metric, grid
+from .context import ERRBAR, HOW, SETUP_KEYS, Context, family_sorted
+
+__all__ = ["latency_section", "ratio_section"]
+
+
+def latency_section(ctx: Context) -> Section:
+    s = Section("latency", "Latency against depth")
+    if ctx.ok.empty:
+        s.missing.append(Missing("no successful latency measurement", HOW["run"]))
+        return s
+    if "noisy" in ctx.ok and (ctx.ok["noisy"] == 1).any():
+        n = int((ctx.ok["noisy"] == 1).sum())
+        s.bullets.append(f"{n} of {len(ctx.ok)} points are noisy (IQR above 10% of the "
+                         "median): their error bars are wide and their fits less certain.")
+    s.paragraphs.append(ERRBAR + " One panel per batch size (rows) and execution mode "
+                        "(columns). On log-log axes a flat curve is horizontal and a curve "
+                        "proportional to depth has slope 1.")
+    for label, stem, g in ctx.setups():
+        lin = g
+        note = ""
+        if g["family"].nunique() > 1 and (g["family"] == "resnet").any():
+            lin = g[g["family"] != "resnet"]
+            note = " ResNet (depth = 18, 34, 50... layers) is shown on the log-log plot only."
+        lat = [Metric("median_ms", "latency (ms)", lo="p10_ms", hi="p90_ms")]
+        lat_log = [Metric("median_ms", "latency (ms)", logy=True, lo="p10_ms", hi="p90_ms")]
+        f1 = grid(lin, ctx.figdir / f"latency_{stem}_linear.png", lat,
+                  title=f"Latency vs depth, linear axes ({label})")
+        f2 = grid(g, ctx.figdir / f"latency_{stem}_log.png", lat_log, logx=True,
+                  title=f"Latency vs depth, log-log axes ({label})")
+        for f, cap in ((f1, f"Median latency, linear axes: {label}.{note}"),
+                       (f2, f"Median latency, log-log axes: {label}.")):
+            fig = ctx.figure(f, cap)
+            if fig:
+                s.figures.append(fig)
+    return s
+
+
+def ratio_section(ctx: Context) -> Section:
+    s = Section("ratio", "Para-Former over serial ViT at equal depth (equal FLOPs)")
+    r = ctx.ratios
+    if r.empty:
+        have = sorted(ctx.ok["family"].unique()) if not ctx.ok.empty else []
+        s.missing.append(Missing(
+            "needs a parallel family (paraformer-fused, paraformer-loop or vit-parallel) and "
+            "the serial vit measured at the same depths, batch sizes and modes; measured "
+            f"families: {', '.join(map(str, have)) or 'none'}", HOW["gpu"]))
+        return s
+    s.paragraphs.append(
+        "Latency of the parallel model divided by the serial ViT of the same width and "
+        "number of blocks (equal parameters and FLOPs up to biases). Below 1 (dashed line) "
+        "the parallel model is faster.")
+    fr = pd.to_numeric(r["flops_ratio"], errors="coerce").dropna()
+    if not fr.empty:
+        s.paragraphs.append(f"FLOPs ratio parallel/serial over these points: "
+                            f"{fr.min():.3f} to {fr.max():.3f}.")
+    for i, (keys, g) in enumerate(r.groupby(list(SETUP_KEYS), sort=True)):
+        label = " · ".join(f"{k} {v}" for k, v in zip(SETUP_KEYS, keys, strict=True))
+        p = grid(g, ctx.figdir / f"ratio_s{i}.png",
+                 [Metric("ratio", "parallel / serial latency", logy=True)],
+                 row="family", col="mode", hue="batch", logx=True, hline=1.0,
+                 title=f"Para-Former over serial at equal depth ({label})")
+        fig = ctx.figure(p, f"Latency ratio at equal depth: {label}.")
+        if fig:
+            s.figures.append(fig)
+    wide = r.pivot_table(index=["family", "mode", "batch"], columns="depth", values="ratio")
+    wide = family_sorted(wide.reset_index())
+    cols = {"family": "family", "mode": "mode", "batch": "batch"}
+    cols.update({d: f"depth {d}" for d in wide.columns if d not in cols})
+    s.tables.append(table_from_frame(wide, "Parallel / serial latency ratio", cols,
+                                     {d: lambda v: fmt(v) + "×" if pd.notna(v) else "–"
+                                      for d in cols if d not in ("family", "mode", "batch")}))
+    return s
