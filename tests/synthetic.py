@@ -1,9 +1,11 @@
-"""Synthetic results databases with a known answer, for tests and for trying the report
-without a GPU. The latency model is the physics of PARAFORMER.md in miniature: a serial
-stack pays launch cost plus compute per layer; a fused Para-Former pays one launch cost
-and compute that only shows once the batch is large enough to fill the device.
+"""Synthetic results databases with a known answer, for the report tests and for trying
+the report without a GPU. The sweeps are the real presets (`config.PRESETS`, sizes from
+`config.WIDTHS`); only the numbers are made up. The latency model is the physics of
+PARAFORMER.md in miniature: a serial stack pays launch cost plus compute per layer; a
+fused Para-Former pays one launch cost and compute that only shows once the batch is
+large enough to fill the device.
 
-    python -c "from parabench.report.synthetic import make_db; make_db('x.db', 'paper')"
+    cd tests && python -c "from synthetic import make_db; make_db('x.db', 'paper')"
 """
 from __future__ import annotations
 
@@ -11,22 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..records import Record
-from ..store import Store
+from parabench.config import PRESETS, WIDTHS, Sweep, Width
+from parabench.records import Record
+from parabench.stats import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+from parabench.store import Store
 
 __all__ = ["SYNTHETIC_TRUTH", "make_db"]
 
-PAPER = dict(
-    families=("paraformer-loop", "paraformer-fused", "vit", "vit-parallel", "resnet"),
-    depths=(1, 2, 4, 8, 12, 24, 48), resnet_depths=(18, 34, 50, 101, 152),
-    batches=(1, 32, 256), modes=("eager", "graph"), device="cuda", dtype="bfloat16",
-    width="paper", img_size=224, n_samples=40, preset="paper",
-)
-QUICK = dict(
-    families=("paraformer-loop", "paraformer-fused", "vit", "resnet"),
-    depths=(1, 2, 4, 8), resnet_depths=(18, 34), batches=(1,), modes=("eager",),
-    device="cpu", dtype="float32", width="tiny", img_size=32, n_samples=15, preset="quick",
-)
+#: Raw samples per synthetic point, per preset (the synthetic-only knob of a sweep).
+N_SAMPLES = {"paper": 40, "quick": 15}
 
 #: The verdict each synthetic regime is built to have, as (family, batch) -> verdict,
 #: for the GPU database (every mode). The fused model is flat while it is launch-bound.
@@ -40,7 +35,7 @@ SYNTHETIC_TRUTH = {
 
 LAUNCH_MS = {"eager": 0.12, "graph": 0.03, "compile": 0.05}  # per serial layer
 WORK_MS = 0.0015  # ms per image per layer once compute-bound
-GFLOPS_PER_LAYER = 0.38  # ViT-S block at 197 tokens, forward, per image
+PEAK_TFLOPS = 700.0  # the synthetic GPU's "measured" peak
 
 
 def _latency(fam: str, depth: int, batch: int, mode: str, gpu: bool) -> float:
@@ -60,66 +55,89 @@ def _latency(fam: str, depth: int, batch: int, mode: str, gpu: bool) -> float:
     return base + depth * per_layer
 
 
+def _sizes(w: Width, img_size: int) -> tuple[float, float, float, float]:
+    """(params, forward FLOPs) of the stem + head and of one transformer block, per image,
+    for width `w` at `img_size` (FLOPs = 2 x multiply-adds, as torch's counter has it)."""
+    patches = (img_size // w.patch) ** 2
+    tokens = patches + 1
+    block_params = 4 * w.dim * w.dim + 2 * w.dim * w.mlp_dim + 9 * w.dim + w.mlp_dim
+    block_flops = 2 * (tokens * (4 * w.dim * w.dim + 2 * w.dim * w.mlp_dim)
+                       + 2 * tokens * tokens * w.dim)
+    stem = 3 * w.patch * w.patch * w.dim
+    base_params = stem + (tokens + 1) * w.dim + (w.dim + 1) * w.num_classes
+    base_flops = 2 * (patches * stem + w.dim * w.num_classes)
+    return base_params, base_flops, block_params, block_flops
+
+
 def make_db(path, kind: str = "paper", *, seed: int = 0, family_alias: dict | None = None,
             comparison: bool = True) -> tuple[Store, str]:
-    """Create (or add to) the database at `path` with one synthetic run of `kind`
+    """Create (or add to) the database at `path` with one synthetic run of preset `kind`
     ('paper': GPU-like, 5 families x 7 depths x 3 batches x 2 modes, with profile,
     energy and efficiency metrics on some points; 'quick': CPU-like, no GPU metrics).
     `family_alias` renames families (e.g. to test escaping). Returns (store, run_id)."""
-    spec = PAPER if kind == "paper" else QUICK
-    gpu = spec["device"] == "cuda"
+    sweep = PRESETS[kind]
+    gpu = sweep.device == "cuda"
     rng = np.random.default_rng(seed)
     alias = family_alias or {}
     store = Store(Path(path))
+    commit = "0123456789abcdef" * 2 + "01234567"
     env = {"machine": "synthetic-h100" if gpu else "synthetic-cpu",
-           "git": {"commit": "0123456789abcdef" * 2 + "01234567", "dirty": False},
+           "git": {"commit": commit, "dirty": False},
            "torch": "2.11.0", "timm": "1.0.20", "python": "3.11", "threads": 2,
            "gpu": {"name": "NVIDIA H100 80GB HBM3 (synthetic)", "driver": "570.00"}
            if gpu else None, "cpu": "synthetic x86_64, 2 cores"}
-    run_id = store.start_run(sweep={"synthetic": kind}, preset=spec["preset"],
+    run_id = store.start_run(sweep={"synthetic": kind}, preset=sweep.name,
                              command=f"synthetic {kind}", env=env)
-    for fam in spec["families"]:
-        depths = spec["resnet_depths"] if fam == "resnet" else spec["depths"]
-        for d in depths:
-            for b in spec["batches"]:
-                for mode in spec["modes"]:
-                    rec = _record(fam, d, b, mode, spec, gpu, rng)
-                    rec.family = alias.get(fam, fam)
-                    rec.key = f"{rec.family}/d{d}/b{b}/{spec['dtype']}/{mode}/infer"
-                    store.add_record(run_id, rec)
+    for p in sweep.points():
+        rec = _record(p, sweep, N_SAMPLES[kind], gpu, rng)
+        rec.family = alias.get(p.family, p.family)
+        rec.key = f"{rec.family}/d{p.depth}/b{p.batch}/{p.dtype}/{p.mode}/{p.workload}"
+        store.add_record(run_id, rec)
     if gpu and comparison:
-        rows = [
-            dict(key="paraformer-fused/d48/b1/bfloat16/graph/infer", family="paraformer-fused",
-                 depth=48, batch=1, mode="graph", unit="ms", baseline=0.30, contender=0.39,
-                 ratio=1.31, ci_low=1.22, ci_high=1.40, p_value=1e-6, verdict="slower",
-                 note=None),
-            dict(key="vit/d48/b1/bfloat16/graph/infer", family="vit", depth=48, batch=1,
-                 mode="graph", unit="ms", baseline=1.60, contender=1.61, ratio=1.01,
-                 ci_low=0.98, ci_high=1.03, p_value=0.4, verdict="unchanged", note=None),
-        ]
-        store.add_comparison(run_id, run_id, {"rows": rows, "regressed": True,
-                                              "counts": {"slower": 1, "unchanged": 1}})
+        store.add_comparison(run_id, run_id, _comparison(run_id, commit, env))
     store.finish_run(run_id, "finished")
     return store, run_id
 
 
-def _record(fam, d, b, mode, spec, gpu, rng) -> Record:
-    common = dict(key="", family=fam, depth=d, batch=b, dtype=spec["dtype"], mode=mode,
-                  workload="infer", device=spec["device"], img_size=spec["img_size"],
-                  width=spec["width"])
+def _comparison(run_id: str, commit: str, env: dict) -> dict:
+    """A stored comparison in `compare.compare_sides`'s shape: one regression."""
+    def row(family, baseline, contender, ratio, ci_low, ci_high, p_value, verdict):
+        return dict(key=f"{family}/d48/b1/bfloat16/graph/infer", family=family, depth=48,
+                    batch=1, mode="graph", unit="ms", ratio=ratio, ci_low=ci_low,
+                    ci_high=ci_high, p_value=p_value, verdict=verdict, baseline=baseline,
+                    contender=contender, n_baseline=40, n_contender=40, note=None)
+
+    side = {"kind": "store", "id": run_id, "label": f"run {run_id} ({commit[:10]})",
+            "env": {"machine": env["machine"], "gpu": env["gpu"]["name"],
+                    "torch": env["torch"], "cuda": None, "threads": env["threads"]},
+            "dirty": False}
+    return {"baseline": side, "contender": side, "measurement": "separate runs",
+            "threshold": DEFAULT_THRESHOLD, "alpha": DEFAULT_ALPHA, "mixed": False,
+            "mixed_reasons": [], "counts": {"slower": 1, "unchanged": 1}, "regressed": True,
+            "rows": [row("paraformer-fused", 0.30, 0.39, 1.31, 1.22, 1.40, 1e-6, "slower"),
+                     row("vit", 1.60, 1.61, 1.01, 0.98, 1.03, 0.4, "unchanged")]}
+
+
+def _record(p, sweep: Sweep, n_samples: int, gpu: bool, rng) -> Record:
+    fam, d, b, mode = p.family, p.depth, p.batch, p.mode
+    common = dict(key="", family=fam, depth=d, batch=b, dtype=p.dtype, mode=mode,
+                  workload=p.workload, device=sweep.device, img_size=sweep.img_size,
+                  width=sweep.width)
     if gpu and fam == "vit-parallel" and d == 48 and b == 256:
         return Record(**common, status="oom", reason="CUDA out of memory (synthetic)")
     if gpu and fam == "resnet" and mode == "graph" and d == 152:
         return Record(**common, status="skipped", reason="graph capture not attempted")
     mu = _latency(fam, d, b, mode, gpu)
-    samples = (mu * rng.lognormal(0.0, 0.03, spec["n_samples"])).round(5).tolist()
+    samples = (mu * rng.lognormal(0.0, 0.03, n_samples)).round(5).tolist()
     layers = d / 3 if fam == "resnet" else d
-    gflops = 0.35 + GFLOPS_PER_LAYER * layers
+    base_params, base_flops, block_params, block_flops = _sizes(WIDTHS[sweep.width],
+                                                                sweep.img_size)
+    flops = base_flops + block_flops * layers
     extra = {}
     if gpu:
         fwd_s = mu / 1e3
-        achieved = gflops * 1e9 * b / fwd_s / 1e12
-        extra.update(achieved_tflops=achieved, peak_fraction=achieved / 700.0)
+        achieved = flops * b / fwd_s / 1e12
+        extra.update(achieved_tflops=achieved, peak_fraction=achieved / PEAK_TFLOPS)
         if mode == "eager":  # the profile pass ran in eager mode only
             kernels = 30 if fam == "paraformer-fused" else 12 * layers + 8
             busy = min(0.97, (mu - LAUNCH_MS["eager"] * 0.6 * (kernels / 12)) / mu)
@@ -131,8 +149,8 @@ def _record(fam, d, b, mode, spec, gpu, rng) -> Record:
             extra.update(mean_power_w=power, energy_j_per_image=power * fwd_s / b,
                          throttled=int(b == 256 and d == 48))
     return Record(
-        **common, samples_ms=samples, params=int(5e5 + 1.78e6 * layers),
-        flops=gflops * 1e9, flops_analytic=gflops * 1e9 * 1.02,
+        **common, samples_ms=samples, params=int(base_params + block_params * layers),
+        flops=flops, flops_analytic=flops * 1.02,
         peak_mem_allocated=int((60 + 7 * layers + 0.4 * b * layers) * 2**20) if gpu else None,
         peak_rss=int((300 + 2 * layers) * 2**20), extra=extra,
     )

@@ -6,12 +6,12 @@ import types
 
 import pandas as pd
 import pytest
+from synthetic import SYNTHETIC_TRUTH, make_db
 
 from parabench import analysis
 from parabench.cli import main
 from parabench.records import Record
 from parabench.report import build_report
-from parabench.report.synthetic import SYNTHETIC_TRUTH, make_db
 from parabench.store import Store
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -165,18 +165,20 @@ def test_empty_and_failed_runs_render(tmp_path):
 
 
 def test_history_section_with_asv_results(tmp_path, monkeypatch, quick_db):
-    """The history contract: load_asv_history(dir) and detect_change_points(df)."""
+    """The history contract: load_asv_history(dir), load_store_history(db) and
+    detect_change_points(df) in parabench.regress.history."""
     dates = pd.date_range("2026-01-01", periods=6, freq="D")
     hist = pd.DataFrame({
         "benchmark": "bench.TrackLatency.track_median_ms", "params": "('vit', 8)",
         "commit": [f"c{i}abcdef" for i in range(6)], "date": dates,
         "value": [1.0, 1.01, 0.99, 1.5, 1.52, 1.49], "unit": "ms"})
-    fake = types.ModuleType("parabench.history")
+    fake = types.ModuleType("parabench.regress.history")
     fake.load_asv_history = lambda d: hist
+    fake.load_store_history = lambda db: hist.iloc[0:0]  # one run: no history to show
     fake.detect_change_points = lambda df: df.iloc[[3]].assign(before=1.0, after=1.5,
                                                                ratio=1.5)[
         ["benchmark", "params", "commit", "date", "before", "after", "ratio"]]
-    monkeypatch.setitem(sys.modules, "parabench.history", fake)
+    monkeypatch.setitem(sys.modules, "parabench.regress.history", fake)
     (tmp_path / "asv").mkdir()
     res = build_report(quick_db[0], [quick_db[1]], tmp_path / "h", tmp_path / "asv")
     sec = _section(res, "history")
@@ -189,7 +191,7 @@ def test_history_section_with_asv_results(tmp_path, monkeypatch, quick_db):
     fake.load_asv_history = broken
     res = build_report(quick_db[0], [quick_db[1]], tmp_path / "h2", tmp_path / "asv")
     assert "corrupt results" in _section(res, "history").missing[0].what
-    monkeypatch.setitem(sys.modules, "parabench.history", None)  # module absent
+    monkeypatch.setitem(sys.modules, "parabench.regress.history", None)  # module absent
     res = build_report(quick_db[0], [quick_db[1]], tmp_path / "h3", tmp_path / "asv")
     assert "not available" in _section(res, "history").missing[0].what
 
@@ -221,7 +223,7 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys, paper_d
 
 
 def test_history_falls_back_to_the_runs_in_the_store(tmp_path):
-    pytest.importorskip("parabench.history")
+    pytest.importorskip("parabench.regress.history")
     for seed in (0, 1, 2):
         make_db(tmp_path / "multi.db", "quick", seed=seed)[0].close()
     res = build_report(tmp_path / "multi.db", None, tmp_path / "out", tmp_path / "no-asv")
