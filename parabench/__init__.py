@@ -5,7 +5,8 @@ database, `Sweep`/`preset` describe what to measure, `run_sweep` measures it.
 """
 from .config import Point, Sweep, preset
 from .errors import UsageError
+from .runner import run_sweep
 from .store import Store, load
 
-__all__ = ["Point", "Store", "Sweep", "UsageError", "load", "preset"]
+__all__ = ["Point", "Store", "Sweep", "UsageError", "load", "preset", "run_sweep"]
 __version__ = "0.1.0"

@@ -7,10 +7,9 @@ models lives in `catalog`, executing in `runner`.
 from __future__ import annotations
 
 import itertools
+import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-
-import tomllib
 
 from .errors import UsageError
 

@@ -11,8 +11,6 @@ import json
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
 #: IQR / median above this marks a point as noisy (the stats are still reported).
 NOISY_IQR_FRACTION = 0.10
 
@@ -53,6 +51,8 @@ class SampleStats:
 
     @classmethod
     def from_samples(cls, samples_ms) -> SampleStats:
+        import numpy as np  # here, not at import: `parabench --help` must stay instant
+
         a = np.asarray(samples_ms, dtype=float)
         if a.size == 0:
             raise ValueError("no samples to summarise")

@@ -11,8 +11,6 @@ profiler or the NVML sampler never distorts the latency samples.
 from __future__ import annotations
 
 import signal
-import sys
-import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from .catalog import check, model_info
 from .config import Point, Sweep
 from .errors import UsageError, is_oom, one_line
 from .measure.device import free_memory
+from .progress import SweepProgress
 from .records import Record
 from .store import Store
 
@@ -129,37 +128,6 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
-class Progress:
-    """One line per finished point with an ETA; redrawn in place on a terminal."""
-
-    def __init__(self, total: int, done: int, enabled: bool, stream=None):
-        self.total, self.done, self.enabled = total, done, enabled
-        self.stream = stream or sys.stderr
-        self.start = time.monotonic()
-        self.measured = 0
-
-    def update(self, rec: Record) -> None:
-        self.done += 1
-        self.measured += 1
-        if not self.enabled:
-            return
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / self.measured * (self.total - self.done)
-        s = rec.stats
-        what = f"{s.median:.3f} ms" if s else f"{rec.status}: {rec.reason}"
-        bar_w = 20
-        filled = int(bar_w * self.done / max(self.total, 1))
-        line = (f"[{'#' * filled}{'.' * (bar_w - filled)}] {self.done}/{self.total} "
-                f"ETA {_hms(eta)}  {rec.key}  {what}")
-        self.stream.write(line[:200] + "\n")
-        self.stream.flush()
-
-
-def _hms(s: float) -> str:
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
 def run_sweep(sweep: Sweep, store: Store, *, command: str = "", resume: str | None = None,
               passes=(), progress: bool = True, log=print) -> str:
     """Measure every point of `sweep` not yet in the run; return the run id."""
@@ -181,14 +149,15 @@ def run_sweep(sweep: Sweep, store: Store, *, command: str = "", resume: str | No
     todo = [p for p in points if p.key not in done]
     log(f"run {run_id}: {len(todo)} of {len(points)} points to measure "
         f"on {sweep.device} into {store.path}")
-    bar = Progress(len(points), len(points) - len(todo), progress)
+    bar = SweepProgress(len(points), len(points) - len(todo), enabled=progress)
     status = "failed"
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), bar:
             for point in todo:
+                bar.start(point)
                 rec = measure_point(point, sweep, passes=passes, run_id=run_id, store=store)
                 store.add_record(run_id, rec)
-                bar.update(rec)
+                bar.finished(rec)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"

@@ -17,7 +17,7 @@ import re
 import sqlite3
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import UsageError
@@ -102,7 +102,7 @@ CREATE TABLE IF NOT EXISTS comparisons (
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def default_db_path() -> Path:
@@ -187,7 +187,7 @@ class Store:
 
     # -- runs ----------------------------------------------------------------------------
     def start_run(self, *, sweep: dict, preset: str | None, command: str, env: dict) -> str:
-        run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         git = env.get("git", {})
         with self.transaction() as c:
             c.execute(
@@ -328,6 +328,14 @@ class Store:
         import pandas as pd
 
         return pd.read_sql_query("SELECT * FROM runs ORDER BY created_at", self._conn)
+
+    def status_counts(self) -> dict[str, dict[str, int]]:
+        """{run id: {status: number of records}}, counted by SQLite (no sample decoded)."""
+        out: dict[str, dict[str, int]] = {}
+        for rid, status, n in self._conn.execute(
+                "SELECT run_id, status, count(*) FROM records GROUP BY run_id, status"):
+            out.setdefault(rid, {})[status] = n
+        return out
 
     def records_frame(self, run_ids=None, *, status=None):
         """Records joined with their run's commit, machine and preset, one row per point.

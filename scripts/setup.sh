@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "parabench needs Python 3.11 or newer; $PY is $("$PY" --version 2>&1 | head -n 1). Set PYTHON=/path/to/python3.11" >&2
+  exit 2
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv with $($PY --version)"
   "$PY" -m venv .venv

@@ -83,10 +83,58 @@ def test_run_list_export_end_to_end(tmp_path, capsys, cli):
     assert len(pd.read_parquet(pq)) == 2
 
 
+COMMANDS = ("run", "list", "env", "export", "profile", "report", "compare", "history")
+
+
 def test_help_for_every_command(cli):
-    for cmd in ("run", "list", "env", "export"):
+    r = cli("--help")
+    assert r.returncode == 0 and all(c in r.stdout for c in COMMANDS)
+    for cmd in COMMANDS:
         r = cli(cmd, "--help")
         assert r.returncode == 0 and "usage: parabench" in r.stdout
+
+
+def test_help_imports_no_heavy_library(cli):
+    """`parabench --help` must stay instant: argparse only, no pandas/numpy/torch."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "parabench", "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    loaded = {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines()
+              if line.startswith("import time:")}
+    assert not loaded & {"pandas", "numpy", "torch", "scipy", "matplotlib", "rich"}, loaded
+
+
+def test_every_command_shares_db_and_run_options():
+    """One --db everywhere, a repeatable --run wherever runs are chosen, one handler name."""
+    from parabench.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        if name != "env":
+            db = next(a for a in parser._actions if a.dest == "db")
+            assert db.option_strings == ["--db"], name
+        runs = [a for a in parser._actions if "--run" in a.option_strings]
+        assert all(a.dest == "runs" and a.nargs is None and type(a).__name__ == "_AppendAction"
+                   for a in runs), name
+        assert parser.get_default("func").__name__ == "main", name
+
+
+def test_report_takes_several_runs(tmp_path, capsys):
+    """`report --run A --run B` reports both runs (the README shows it)."""
+    db = tmp_path / "r.db"
+    ids = []
+    for depth in ("1", "2"):
+        assert main(["run", "--family", "vit", "--depth", depth, "--min-time", "0",
+                     "--min-samples", "3", "--no-progress", "--db", str(db)]) == 0
+        ids.append(capsys.readouterr().out.strip())
+    out = tmp_path / "rep"
+    assert main(["report", "--db", str(db), "--run", ids[0], "--run", ids[1],
+                 "--out", str(out)]) == 0
+    data = (out / "data.csv").read_text()
+    assert ids[0] in data and ids[1] in data
 
 
 def test_env_reports_what_it_detected(cli):

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from ..errors import UsageError
-from ._options import add_db, add_runs
+from ._options import add_db, add_out, add_runs
 
 
 def register(sub) -> None:
@@ -16,8 +15,7 @@ def register(sub) -> None:
     add_db(p)
     add_runs(p, "run id(s) to export; 'latest' is the newest (default: every run)")
     p.add_argument("--format", choices=("csv", "json", "parquet"), default="csv")
-    p.add_argument("--out", "-o", type=Path,
-                   help="output file (default: stdout; parquet needs one)")
+    add_out(p, "output file (default: stdout; parquet needs one)")
     p.set_defaults(func=main)
 
 

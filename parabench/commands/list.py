@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ._options import add_db
+from ._table import print_table
 
 
 def register(sub) -> None:
@@ -24,11 +25,12 @@ def main(args) -> int:
     if args.what == "presets":
         from ..config import PRESETS
 
-        for name, s in PRESETS.items():
-            print(f"{name:<6} {len(s.points()):>5} points on {s.device}: "
-                  f"{', '.join(s.families)}; depths {list(s.depths)}; batches "
-                  f"{list(s.batches)}; {', '.join(s.dtypes)}; {', '.join(s.modes)}; "
-                  f"{', '.join(s.workloads)}")
+        print_table(("preset", "points", "device", "width", "families", "depths", "batches",
+                     "dtypes", "modes", "workloads"),
+                    [(name, str(len(s.points())), s.device, s.width, ", ".join(s.families),
+                      _ints(s.depths), _ints(s.batches), ", ".join(s.dtypes),
+                      ", ".join(s.modes), ", ".join(s.workloads))
+                     for name, s in PRESETS.items()], right=("points",))
         return 0
     return _list_runs(args)
 
@@ -38,17 +40,21 @@ def _list_runs(args) -> int:
 
     with Store(args.db, create=False) as store:
         runs = store.runs_frame()
-        counts = store.records_frame()[["run_id", "status"]].value_counts().unstack(fill_value=0)
+        counts = store.status_counts()
     if runs.empty:
         print(f"no runs in {store.path}")
         return 0
-    print(f"{'run':<25} {'status':<12} {'preset':<14} {'points':>6}  {'commit':<9} machine")
+    rows = []
     for r in runs.itertuples():
-        c = counts.loc[r.run_id] if r.run_id in counts.index else None
-        n = int(c.sum()) if c is not None else 0
-        bad = {k: int(v) for k, v in (c.items() if c is not None else []) if k != "ok" and v}
-        detail = f" ({', '.join(f'{v} {k}' for k, v in bad.items())})" if bad else ""
+        c = counts.get(r.run_id, {})
+        bad = ", ".join(f"{n} {k}" for k, n in sorted(c.items()) if k != "ok" and n)
         commit = (r.git_commit or "")[:8] + ("+" if r.git_dirty else "")
-        print(f"{r.run_id:<25} {r.status:<12} {r.preset or '':<14} {n:>6}  {commit:<9} "
-              f"{r.machine}{detail}")
+        rows.append((r.run_id, r.status, r.preset or "", str(sum(c.values())), commit,
+                     str(r.machine or "") + (f" ({bad})" if bad else "")))
+    print_table(("run", "status", "preset", "points", "commit", "machine"), rows,
+                right=("points",))
     return 0
+
+
+def _ints(values) -> str:
+    return ",".join(map(str, values))

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ._options import add_db, add_sweep_args, sweep_from_args
+from ._table import print_table
 
 
 def register(sub) -> None:
@@ -38,10 +39,9 @@ def _fmt(v, spec: str, scale: float = 1.0, suffix: str = "") -> str:
     return "-" if v is None else format(v * scale, spec) + suffix
 
 
-def table(df) -> str:
-    """One line per point: the profile summary next to the latency."""
-    rows = [("point", "median ms", "per fwd", "unit", "GPU busy", "dispatch ms",
-             "prof/lat", "TFLOP/s", "% peak")]
+def table_rows(df) -> list[tuple]:
+    """One row per point: the profile summary next to the latency."""
+    rows = []
     for r in df.itertuples():
         extra = r.extra or {}
         if r.status != "ok":
@@ -56,9 +56,11 @@ def table(df) -> str:
             _fmt(extra.get("profiler_latency_ratio"), ".2f"), _fmt(r.achieved_tflops, ".3g"),
             _fmt(r.peak_fraction, ".2f", 100),
         ))
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                     for row in rows)
+    return rows
+
+
+TABLE_HEADER = ("point", "median ms", "per fwd", "unit", "GPU busy", "dispatch ms",
+                "prof/lat", "TFLOP/s", "% peak")
 
 
 def _quiet_kineto_without_gpu() -> None:
@@ -88,7 +90,7 @@ def main(args) -> int:
     run_id = run_sweep(sweep, store, command=command, passes=passes, progress=args.progress,
                        log=lambda m: print(m, file=sys.stderr))
     df = store.records_frame([run_id])
-    print(table(df))
+    print_table(TABLE_HEADER, table_rows(df), right=TABLE_HEADER[1:3] + TABLE_HEADER[5:])
     errors = {k: v for e in df["extra"] for k, v in (e or {}).items() if k.endswith("_error")}
     for k, v in errors.items():
         print(f"warning: {k}: {v}", file=sys.stderr)

@@ -2,35 +2,34 @@
 that stop, and why" from a results database."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from ._options import add_db, add_out, add_runs
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
+
+def register(sub) -> None:
+    p = sub.add_parser(
         "report",
         help="write an HTML + Markdown report (figures, CSV) from stored results",
         description="Write index.html (self-contained), report.md, figures and CSV for one "
         "or more runs of the results database.",
     )
-    p.add_argument("--db", type=Path, default=None,
-                   help="results database (default: $PARABENCH_DB or results/parabench.db)")
-    p.add_argument("--run", nargs="+", metavar="ID", default=None,
-                   help="run id(s) to report ('latest' names the newest; default: latest)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="output folder (default: reports/<run id>, or reports/latest)")
+    add_db(p)
+    add_runs(p, "run id to report, repeatable (--run A --run B); 'latest' is the newest, "
+             "'latest~1' the one before (default: latest)")
+    add_out(p, "output folder (default: reports/<run id>, or reports/latest)")
     p.add_argument("--asv-results", type=Path, default=None, metavar="DIR",
                    help="asv results folder for the history section (default: results_dir "
                    "of ./asv.conf.json or .asv/results, when present)")
-    p.set_defaults(func=_main)
+    p.set_defaults(func=main)
 
 
-def _main(args: argparse.Namespace) -> int:
+def main(args) -> int:
     from ..report import build_report
     from ..store import default_db_path
 
     db = args.db if args.db is not None else default_db_path()
-    res = build_report(db, args.run, args.out, args.asv_results)
+    res = build_report(db, args.runs, args.out, args.asv_results)
     n_missing = sum(1 for s in res.sections if s.missing)
     print(f"wrote {res.index} (+ report.md, data.csv, {len(res.figures)} figures in "
           f"{res.out / 'figures'}) in {res.seconds:.1f} s")
