@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import UsageError
@@ -110,7 +110,7 @@ def build_report(db=None, run_ids=None, out=None, asv_results=None) -> ReportRes
     subtitle = (f"run{'s' if len(ids) > 1 else ''} {', '.join(ids)}"
                 + (f" · preset {', '.join(presets)}" if presets else "")
                 + f" · {len(records)} points, {n_ok} measured · database {db_path}")
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     from .. import __version__
 
     footer = f"parabench {__version__} · generated {now}"
