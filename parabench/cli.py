@@ -14,6 +14,8 @@ import sys
 from . import commands
 from .errors import UsageError
 
+__all__ = ["build_parser", "main"]
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse exits 2 on bad flags already; this keeps its message to one line."""

@@ -13,6 +13,10 @@ from pathlib import Path
 
 from .errors import UsageError
 
+__all__ = ["DEVICES", "DTYPES", "FAMILIES", "MODES", "PRESETS", "RESNET_STANDARD_DEPTHS",
+           "WIDTHS", "WORKLOADS", "Point", "Sweep", "Width", "preset", "sweep_from_dict",
+           "sweep_from_toml"]
+
 FAMILIES = ("paraformer-loop", "paraformer-fused", "vit", "vit-parallel", "resnet")
 MODES = ("eager", "graph", "compile")
 WORKLOADS = ("infer", "train")

@@ -1,1 +1,3 @@
-"""Measurement primitives, one concern a module: timing, memory, flops, nvml, profile."""
+"""Measurement primitives, one concern a module: preparing a point (prepare), the device
+funnel (device: sync, free memory), timing, memory, flops, nvml, telemetry, profile,
+efficiency, and the extra passes that run after the latency pass."""
