@@ -45,6 +45,33 @@ def test_latest_and_unknown_run(tmp_path):
             s.resolve_runs(["nope"])
 
 
+def test_latest_tilde_n_counts_back_like_git(tmp_path):
+    with Store(tmp_path / "r.db") as s:
+        ids = [s.start_run(sweep={}, preset=p, command="", env={}) for p in "abc"]
+        assert [s.resolve_run(f"latest~{n}") for n in range(3)] == ids[::-1]
+        assert s.resolve_run("latest") == ids[-1] and s.find_run("nope") is None
+        with pytest.raises(UsageError, match="holds only 3 run"):
+            s.resolve_run("latest~3")
+
+
+def test_record_row_roundtrip_through_the_database(tmp_path):
+    """Record -> row -> database -> frame row -> Record gives the record back."""
+    from parabench.config import Point, preset
+
+    rec = Record.for_point(Point("vit", 2, 4, "float32", "eager", "infer"), preset("quick"),
+                           samples_ms=[1.5, 1.25, 2.0], params=1234, flops=5.5e6,
+                           extra={"kernels_per_forward": 7.0, "note": "x"})
+    assert rec.key == "vit/d2/b4/float32/eager/infer" and rec.width == "tiny"
+    row = rec.to_row()
+    assert row["median_ms"] == 1.5 and row["kernels_per_forward"] == 7.0
+    assert Record.from_row(row) == rec
+    with Store(tmp_path / "r.db") as s:
+        rid = s.start_run(sweep={}, preset="t", command="", env={})
+        s.add_record(rid, rec)
+        back = Record.from_row(s.records_frame([rid]).iloc[0])
+    assert back == rec
+
+
 def test_update_metrics_fills_columns_and_extra(tmp_path):
     with Store(tmp_path / "r.db") as s:
         rid = s.start_run(sweep={}, preset="t", command="", env={})
