@@ -145,3 +145,21 @@ def test_two_concurrent_runs_into_one_database_lose_nothing(tmp_path):
     assert df.run_id.nunique() == 2
     assert df.groupby("run_id").size().tolist() == [6, 6]
     assert set(df.status) == {"ok"}
+
+
+@pytest.mark.parametrize("exc, oom", [
+    (MemoryError(), True),
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate "
+                  "memory: you tried to allocate 1152921504606846976 bytes."), True),
+    (RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
+     True),
+    (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), True),
+    (RuntimeError("CUDA error: an illegal memory access was encountered"), False),
+    (ValueError("out of memory"), False),  # only runtime errors carry allocator messages
+])
+def test_one_rule_says_what_ran_out_of_memory(exc, oom):
+    from parabench.errors import is_oom, one_line
+
+    assert is_oom(exc) is oom
+    assert one_line(RuntimeError("first\nsecond")) == "RuntimeError: first"
