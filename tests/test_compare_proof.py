@@ -5,6 +5,27 @@ The repository is a copy of this project (parabench + models + pyproject) with t
 commits: the base, a no-op (a comment), and a planted slowdown inside
 `ParaFormer.forward` (a busy wait proportional to the forward's own time, so the
 slowdown is the same fraction whatever the machine's speed).
+
+Why the margins are so wide (it flaked once at a 25% threshold: the untouched ViT came
+out 1.278x [1.159, 1.336]). Nine interleaved comparisons of one commit against itself
+on the 2-core development VM (vit and paraformer-fused, depth 2 and 4, 12 rounds,
+both workers pinned to one core) gave point ratios from 0.823 to 1.119 (sd of the log
+ratio 0.05; 2 of 9 comparisons would have failed at the default 10%). Two mechanisms:
+  * per-process bias: in 2 of 9 comparisons every point moved the same way, in every
+    round (e.g. paraformer-fused/d2 0.892 with all 12 per-round ratios 0.86-0.94, vit
+    0.956 and 0.968 in the same comparison); across comparisons the points' ratios
+    correlate (+0.26 to +0.55) and the comparison means vary 2.5x more than
+    independent points would. Same core, same code, no steal (2 of 4600 ticks), THP
+    only on madvise: a bias fixed for a worker process's lifetime (address-space
+    layout / cache aliasing is the likely cause) that changes when the workers restart;
+  * interference: single turns run at about half speed (per-round ratios down to 0.49
+    and up to 1.94 of 432) when another runnable thread shares the pinned core; with
+    12 rounds a few such turns move one point's median by 10-20%.
+No point's ratio came near 2x (the 1.278 in CI is the largest seen). So the plant is 4x (a busy wait of 3x the forward)
+and the comparison counts only changes of 2x or more (`--threshold 1.0`): the planted
+family must come out "slower" beyond 2.5x, the control must stay below 2x, and no-op
+comparisons must exit 0 -- still a real test of the rule, with a margin noise cannot
+close.
 """
 import json
 import re
@@ -74,25 +95,26 @@ def ab(repo: Path, db: Path, a: str, b: str, *extra) -> tuple[int, dict]:
     code = main(["compare", a, b, "--interleave", "--repo", str(repo), "--db", str(db),
                  "--family", "paraformer-fused,vit", "--depth", "2", "--rounds", "12",
                  "--threads", "1", "--no-progress", "--format", "json", "-o", str(out),
-                 # CI machines are shared: the default 10% (measured on a quiet box) is
-                 # too tight for a test that must never flake; the planted slowdown is 100%
-                 "--threshold", "0.25", *extra])
+                 # only a 2x change counts: noise here stayed within 0.82-1.28x (see the
+                 # module docstring), the planted slowdown is 4x
+                 "--threshold", "1.0", *extra])
     return code, json.loads(out.read_text())
 
 
 @pytest.mark.slow
 def test_planted_slowdown_flagged_and_noop_not(tmp_path, capsys):
     repo = tmp_path / "repo"
-    shas = make_repo(repo, slowdowns=(1.0,))
+    shas = make_repo(repo, slowdowns=(3.0,))
     db = tmp_path / "ab.db"
     for _ in range(2):
-        code, res = ab(repo, db, shas["base"], shas[1.0])
-        verdicts = {r["family"]: r["verdict"] for r in res["rows"]}
+        code, res = ab(repo, db, shas["base"], shas[3.0])
+        rows = {r["family"]: r for r in res["rows"]}
         assert code == 1, res
         assert res["measurement"] == "interleaved"
-        assert verdicts == {"paraformer-fused": "slower", "vit": "unchanged"}, verdicts
-        ratio = next(r["ratio"] for r in res["rows"] if r["family"] == "paraformer-fused")
-        assert ratio > 1.5  # a 100% planted slowdown (measured 2.0-2.6x here)
+        assert set(rows) == {"paraformer-fused", "vit"}, rows
+        assert rows["paraformer-fused"]["verdict"] == "slower", rows
+        assert rows["paraformer-fused"]["ratio"] > 2.5, rows  # planted 4x
+        assert rows["vit"]["verdict"] != "slower" and rows["vit"]["ratio"] < 2.0, rows
     for _ in range(3):
         code, res = ab(repo, db, shas["base"], shas["noop"])
         assert code == 0, res
@@ -104,7 +126,7 @@ def test_planted_slowdown_flagged_and_noop_not(tmp_path, capsys):
     with Store(db, create=False) as s:
         runs = s.runs_frame()
         assert len(runs) == 10
-        assert set(runs.git_commit) == {shas["base"], shas[1.0], shas["noop"]}
+        assert set(runs.git_commit) == {shas["base"], shas[3.0], shas["noop"]}
         assert s.latest_comparison()["result"]["rows"]
 
 
