@@ -21,11 +21,11 @@ ratio 0.05; 2 of 9 comparisons would have failed at the default 10%). Two mechan
   * interference: single turns run at about half speed (per-round ratios down to 0.49
     and up to 1.94 of 432) when another runnable thread shares the pinned core; with
     12 rounds a few such turns move one point's median by 10-20%.
-No point's ratio came near 2x (the 1.278 in CI is the largest seen). So the plant is 4x (a busy wait of 3x the forward)
-and the comparison counts only changes of 2x or more (`--threshold 1.0`): the planted
-family must come out "slower" beyond 2.5x, the control must stay below 2x, and no-op
-comparisons must exit 0 -- still a real test of the rule, with a margin noise cannot
-close.
+No point's ratio came near 2x (the 1.278 in CI is the largest seen). So the plant is
+4x (a busy wait of 3x the forward) and the comparison counts only changes of 2x or more
+(`--threshold 1.0`): the planted family must come out "slower" beyond 2.5x, the control
+must stay below 2x, and no-op comparisons must exit 0 with every point "unchanged" --
+still a real test of the rule, with a margin noise cannot close.
 """
 import json
 import re

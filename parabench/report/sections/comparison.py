@@ -30,9 +30,9 @@ def comparison_section(ctx: Context) -> Section:
                         f"{result['contender']['label']}, compared {c['created_at']}.")
     frame = pd.DataFrame(rows).reindex(columns=list(COLUMNS))
     regressed = frame[[is_regression(r) for r in rows]]
-    if result.get("mixed"):
+    if result["mixed"]:
         s.bullets.append("Compared across different machines or environments: "
-                         + "; ".join(map(str, result.get("mixed_reasons") or [])) + ".")
+                         + "; ".join(map(str, result["mixed_reasons"])) + ".")
     s.bullets.append("Verdicts: " + ", ".join(
         f"{n} {v}" for v, n in sorted(result["counts"].items(), key=str)) + ".")
     s.lead.append(f"{len(regressed)} regression(s) among {len(frame)} benchmark(s)."
