@@ -163,3 +163,23 @@ def test_one_rule_says_what_ran_out_of_memory(exc, oom):
 
     assert is_oom(exc) is oom
     assert one_line(RuntimeError("first\nsecond")) == "RuntimeError: first"
+
+
+def test_prepared_point_lets_go_of_everything_on_exit():
+    """The model, input and step die with the `with` block, so the next point's memory
+    peak is its own (on a GPU: the cached blocks are then handed back)."""
+    import weakref
+
+    from parabench.config import Point, preset
+    from parabench.measure.prepare import PointUnsupported, prepared
+
+    quick = preset("quick")
+    with prepared(Point("vit", 1, 2, "float32", "eager", "infer"), quick) as prep:
+        out = prep.step()
+        assert out.shape == (2, 10)  # the tiny width's class count
+        refs = [weakref.ref(prep.model), weakref.ref(prep.x)]
+    del out
+    assert all(r() is None for r in refs) and prep.step is None
+    with pytest.raises(PointUnsupported, match="CUDA graphs"):
+        with prepared(Point("vit", 1, 1, "float32", "graph", "infer"), quick):
+            pass
