@@ -7,6 +7,8 @@ models lives in `catalog`, executing in `runner`.
 from __future__ import annotations
 
 import itertools
+import math
+import os
 import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -102,7 +104,11 @@ class Sweep:
         return out
 
     def validate(self) -> Sweep:
-        """Raise UsageError on the first bad field, naming it. Returns self."""
+        """Raise UsageError on the first bad field, naming it. Returns self.
+
+        Types are checked first (a TOML file can hold anything: a string where a list
+        of integers belongs, a float batch, `true` for a count), then values."""
+        _check_types(self)
         _check_members("family", self.families, FAMILIES)
         _check_members("mode", self.modes, MODES)
         _check_members("workload", self.workloads, WORKLOADS)
@@ -113,29 +119,86 @@ class Sweep:
             if not ds:
                 raise UsageError(f"no depths given for family {fam!r}")
             for d in ds:
-                if d < 1:
-                    raise UsageError(f"depth must be >= 1, got {d} (family {fam!r})")
+                _check_range(f"depth (family {fam!r})", d, 1, MAX_DEPTH)
         for b in self.batches:
-            if b < 1:
-                raise UsageError(f"batch size must be >= 1, got {b}")
-        if self.img_size < 8:
-            raise UsageError(f"image size must be >= 8, got {self.img_size}")
+            _check_range("batch size", b, 1, MAX_BATCH)
+        _check_range("image size", self.img_size, 8, MAX_IMG_SIZE)
         if self.warmup < 0 or self.min_samples < 1 or self.max_samples < self.min_samples:
             raise UsageError(
                 "need warmup >= 0 and 1 <= min_samples <= max_samples, got "
                 f"warmup={self.warmup} min_samples={self.min_samples} "
                 f"max_samples={self.max_samples}"
             )
-        if self.min_time_s < 0:
-            raise UsageError(f"min time must be >= 0 s, got {self.min_time_s}")
-        if self.threads is not None and self.threads < 1:
-            raise UsageError(f"threads must be >= 1, got {self.threads}")
+        if not math.isfinite(self.min_time_s) or self.min_time_s < 0:
+            raise UsageError(f"min time must be a finite number >= 0 s, got {self.min_time_s}")
+        if self.threads is not None:
+            _check_range("threads", self.threads, 1, os.cpu_count() or 1,
+                         why="this machine's CPU count")
         return self
+
+    def deduplicated(self) -> tuple[Sweep, list[str]]:
+        """The sweep with repeated values dropped (first one kept), and a note per field
+        that had some: `--depth 1,1,1` measures depth 1 once."""
+        changes, notes = {}, []
+        for f in _TUPLE_FIELDS:
+            values = getattr(self, f)
+            unique = tuple(dict.fromkeys(values))
+            if len(unique) != len(values):
+                changes[f] = unique
+                notes.append(f"{f}: repeated values dropped, measuring {list(unique)}")
+        over = tuple((fam, tuple(dict.fromkeys(ds))) for fam, ds in self.depth_overrides)
+        if over != self.depth_overrides:
+            changes["depth_overrides"] = over
+            notes.append("depths_by_family: repeated depths dropped")
+        return (replace(self, **changes) if changes else self), notes
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["depth_overrides"] = {k: list(v) for k, v in self.depth_overrides}
         return d
+
+
+#: Upper bounds that no real sweep reaches; past them a typo would only fail later, inside
+#: torch or the database (a 20-digit depth overflows SQLite's integers).
+MAX_DEPTH = 4096
+MAX_BATCH = 1 << 24
+MAX_IMG_SIZE = 8192
+_TUPLE_FIELDS = ("families", "depths", "batches", "dtypes", "modes", "workloads")
+_INT_FIELDS = ("img_size", "warmup", "min_samples", "max_samples")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_types(s: Sweep) -> None:
+    for f in _TUPLE_FIELDS:
+        values, want_int = getattr(s, f), f in ("depths", "batches")
+        ok = _is_int if want_int else (lambda v: isinstance(v, str) and v.strip())
+        if not isinstance(values, tuple) or not values or not all(map(ok, values)):
+            kind = "integers" if want_int else "names"
+            raise UsageError(f"{f}: expected a non-empty list of {kind}, got {values!r}")
+    if not isinstance(s.depth_overrides, tuple) or not all(
+            isinstance(fam, str) and isinstance(ds, tuple) and ds and all(map(_is_int, ds))
+            for fam, ds in s.depth_overrides):
+        raise UsageError(f"depths_by_family: expected family = [depths...], got "
+                         f"{s.depth_overrides!r}")
+    for f in _INT_FIELDS:
+        if not _is_int(getattr(s, f)):
+            raise UsageError(f"{f}: expected an integer, got {getattr(s, f)!r}")
+    if not isinstance(s.min_time_s, (int, float)) or isinstance(s.min_time_s, bool):
+        raise UsageError(f"min_time_s: expected a number of seconds, got {s.min_time_s!r}")
+    if s.threads is not None and not _is_int(s.threads):
+        raise UsageError(f"threads: expected an integer, got {s.threads!r}")
+    for f in ("device", "width", "name"):
+        if not isinstance(getattr(s, f), str):
+            raise UsageError(f"{f}: expected a name, got {getattr(s, f)!r}")
+
+
+def _check_range(what: str, v: int, lo: int, hi: int, why: str = "") -> None:
+    if not lo <= v <= hi:
+        bound = f"{hi} ({why})" if why else str(hi)
+        raise UsageError(f"{what} must be between {lo} and {bound}, got {v}")
 
 
 def _check_members(what: str, values, allowed) -> None:
@@ -207,47 +270,55 @@ def preset(name: str) -> Sweep:
         raise UsageError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
 
 
-_TOML_TUPLE_FIELDS = ("families", "depths", "batches", "dtypes", "modes", "workloads")
 
 
 def sweep_from_toml(path: str | Path) -> Sweep:
     """Read a sweep from TOML: top-level keys are Sweep fields, plus optional
-    `preset = "name"` to start from, and a `[depths_by_family]` table."""
+    `preset = "name"` to start from, and a `[depths_by_family]` table. A scalar where a
+    list belongs is a one-element list. Types and values are checked by `validate`."""
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text())
     except FileNotFoundError:
         raise UsageError(f"sweep file not found: {p}") from None
+    except OSError as e:  # a directory, no permission, ...
+        raise UsageError(f"cannot read sweep file {p}: {e.strerror or e}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot parse sweep file {p}: {e}") from None
-    base = preset(data.pop("preset")) if "preset" in data else None
+    base_name = data.pop("preset", None)
+    if base_name is not None and not isinstance(base_name, str):
+        raise UsageError(f"{p}: preset: expected a preset name, got {base_name!r}")
+    base = preset(base_name) if base_name is not None else None
     overrides = data.pop("depths_by_family", None)
     known = set(Sweep.__dataclass_fields__) - {"depth_overrides"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise UsageError(f"unknown key(s) in {p}: {', '.join(unknown)}")
-    for k in _TOML_TUPLE_FIELDS:
+    for k in _TUPLE_FIELDS:
         if k in data:
-            v = data[k]
-            data[k] = tuple(v) if isinstance(v, list) else (v,)
+            data[k] = _as_tuple(data[k])
     if overrides is not None:
-        data["depth_overrides"] = tuple((f, tuple(ds)) for f, ds in overrides.items())
+        if not isinstance(overrides, dict):
+            raise UsageError(f"{p}: depths_by_family must be a table (family = [depths]), "
+                             f"got {overrides!r}")
+        data["depth_overrides"] = tuple((f, _as_tuple(ds)) for f, ds in overrides.items())
     if base is not None:
         return replace(base, **data)
     missing = [k for k in ("families", "depths") if k not in data]
     if missing:
         raise UsageError(f"{p} needs {' and '.join(missing)} (or a preset to start from)")
-    try:
-        return Sweep(**data)
-    except TypeError as e:
-        raise UsageError(f"bad sweep file {p}: {e}") from None
+    return Sweep(**data)
+
+
+def _as_tuple(v) -> tuple:
+    return tuple(v) if isinstance(v, list) else (v,)
 
 
 def sweep_from_dict(d: dict) -> Sweep:
     """Inverse of Sweep.to_dict (used to resume a stored run)."""
     d = dict(d)
     overrides = d.pop("depth_overrides", {}) or {}
-    for k in _TOML_TUPLE_FIELDS:
+    for k in _TUPLE_FIELDS:
         if k in d:
             d[k] = tuple(d[k])
     d["depth_overrides"] = tuple((f, tuple(v)) for f, v in overrides.items())

@@ -15,8 +15,8 @@ def _err_line(capsys):
 
 @pytest.mark.parametrize("argv, needle", [
     (["run", "--family", "vitt"], "unknown family 'vitt'"),
-    (["run", "--family", "vit", "--depth", "0"], "depth must be >= 1"),
-    (["run", "--family", "vit", "--depth", "1", "--batch", "-4"], "batch size must be >= 1"),
+    (["run", "--family", "vit", "--depth", "0"], "must be between 1 and"),
+    (["run", "--family", "vit", "--depth", "1", "--batch", "-4"], "batch size must be between 1"),
     (["run", "--family", "vit", "--depth", "1", "--dtype", "float16"], "float16"),
     (["run", "--family", "vit", "--depth", "1", "--dtype", "int8"], "unknown dtype"),
     (["run", "--family", "vit", "--depth", "1", "--device", "cuda"], "cuda"),
@@ -156,3 +156,49 @@ def test_toml_sweep_file(tmp_path):
 
     with pytest.raises(UsageError, match="bogus"):
         sweep_from_toml(f)
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--min-time", "nan"], "finite"),
+    (["--min-time", "inf"], "finite"),
+    (["--family", ""], "families: expected a non-empty list"),
+    (["--depth", "99999999999999999999"], "between 1 and 4096"),
+    (["--threads", "100000"], "CPU count"),
+    (["--config", "/"], "cannot read sweep file"),
+])
+def test_bad_sweep_flags_refused_before_anything_is_written(flags, needle, capsys, tmp_path):
+    db = tmp_path / "r.db"
+    assert _exit_code(["run", "--family", "vit", *flags, "--db", str(db)]) == 2
+    assert needle in _err_line(capsys)
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("toml, needle", [
+    ('min_time_s = "fast"', "min_time_s: expected a number"),
+    ('depths = "one"', "depths: expected a non-empty list of integers"),
+    ('threads = "two"', "threads: expected an integer"),
+    ("depths_by_family = 5", "depths_by_family must be a table"),
+    ('[depths_by_family]\nresnet = ["x"]', "depths_by_family: expected"),
+    ("batches = 1.5", "batches: expected a non-empty list of integers"),
+    ("depths = [2.0]", "depths: expected"),
+    ("warmup = true", "warmup: expected an integer"),
+    ("families = []", "families: expected a non-empty list"),
+])
+def test_sweep_file_values_are_type_checked(toml, needle, capsys, tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(f'preset = "quick"\n{toml}\n')
+    db = tmp_path / "r.db"
+    assert _exit_code(["run", "--config", str(f), "--db", str(db)]) == 2
+    assert needle in _err_line(capsys)
+    assert not db.exists()
+
+
+def test_repeated_values_are_measured_once_with_a_note(capsys):
+    from parabench.cli import build_parser
+    from parabench.commands._options import sweep_from_args
+
+    args = build_parser().parse_args(["run", "--family", "vit,vit", "--depth", "1,1,2"])
+    sweep = sweep_from_args(args)
+    assert sweep.families == ("vit",) and sweep.depths == (1, 2)
+    err = capsys.readouterr().err
+    assert "families: repeated values dropped" in err and "depths:" in err

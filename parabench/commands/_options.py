@@ -2,6 +2,7 @@
 `--out` and the sweep flags mean the same thing in every command."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..config import DEVICES, WIDTHS
@@ -84,4 +85,7 @@ def sweep_from_args(args):
         changes["depth_overrides"] = ()
     if changes:
         sweep = replace(sweep, name=f"{sweep.name}+flags", **changes)
-    return sweep.validate()
+    sweep, notes = sweep.validate().deduplicated()
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return sweep
