@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import signal
 import sys
 
 from . import commands
-from .errors import UsageError
+from .errors import Terminated, UsageError
 
 __all__ = ["build_parser", "main"]
 
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"parabench {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"parabench {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, Terminated)
+        print(f"parabench {args.command}: {'terminated' if terminated else 'interrupted'}",
+              file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)

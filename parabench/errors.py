@@ -2,7 +2,7 @@
 the two questions every point-measuring place asks of any other exception."""
 from __future__ import annotations
 
-__all__ = ["UsageError", "is_oom", "one_line"]
+__all__ = ["Terminated", "UsageError", "is_oom", "one_line"]
 
 #: Messages of allocation failures that do not raise torch.OutOfMemoryError: CPU
 #: allocators ("can't allocate memory"), and cuBLAS / cuDNN failing to get a workspace.
@@ -16,6 +16,11 @@ class UsageError(Exception):
     Raised anywhere in parabench; `parabench.cli` prints it as one line on stderr and
     exits with status 2, so a typo never produces a traceback.
     """
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (the run is marked interrupted and nothing finished is
+    lost); the CLI exits 143 for it, as a process killed by SIGTERM does, 130 for Ctrl-C."""
 
 
 def is_oom(e: BaseException) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .catalog import check, model_info
 from .config import Point, Sweep
-from .errors import UsageError, is_oom, one_line
+from .errors import Terminated, UsageError, is_oom, one_line
 from .measure.device import free_memory
 from .progress import SweepProgress
 from .records import Record
@@ -108,14 +108,10 @@ def measure_point(point: Point, sweep: Sweep, *, passes=(), run_id="", store=Non
     return rec
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C so the run is marked and nothing is lost."""
-
-
 @contextmanager
 def _sigterm_as_interrupt():
     def handler(signum, frame):
-        raise _Terminated()
+        raise Terminated()
 
     try:
         old = signal.signal(signal.SIGTERM, handler)
