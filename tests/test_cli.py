@@ -202,3 +202,35 @@ def test_repeated_values_are_measured_once_with_a_note(capsys):
     assert sweep.families == ("vit",) and sweep.depths == (1, 2)
     err = capsys.readouterr().err
     assert "families: repeated values dropped" in err and "depths:" in err
+
+
+@pytest.mark.parametrize("sweep_json, needle", [
+    ('{"families": ["vit"], "depths": [1], "interleaved": {"rounds": 3}}', "interleave"),
+    ('{"families": ["vit"], "depths": [1], "turbo": true}', "damaged or from another"),
+    ('{"families": "vit", "depths": [1]', "no readable stored sweep"),
+    ('{"families": ["vit"], "depths": ["one"]}', "damaged or from another"),
+])
+def test_resume_refuses_what_it_cannot_continue(sweep_json, needle, tmp_path, capsys):
+    from parabench import Store
+
+    db = tmp_path / "r.db"
+    with Store(db) as s:
+        s.start_run(sweep={}, preset="x", command="", env={})
+    con = sqlite3.connect(db)
+    con.execute("UPDATE runs SET sweep_json=?", (sweep_json,))
+    con.commit()
+    con.close()
+    assert _exit_code(["run", "--resume", "latest", "--db", str(db)]) == 2
+    assert needle in _err_line(capsys)
+
+
+def test_resume_latest_and_refusing_flags_beside_it(tmp_path, capsys):
+    db = tmp_path / "r.db"
+    args = ["--family", "vit", "--depth", "1", "--min-time", "0", "--min-samples", "3",
+            "--no-progress", "--db", str(db)]
+    assert _exit_code(["run", *args]) == 0
+    rid = capsys.readouterr().out.strip()
+    assert _exit_code(["run", "--resume", "latest", "--no-progress", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.strip() == rid
+    assert _exit_code(["run", "--resume", rid, "--depth", "2", "--db", str(db)]) == 2
+    assert "--depth cannot change it" in _err_line(capsys)

@@ -8,7 +8,8 @@ from pathlib import Path
 from ..config import DEVICES, WIDTHS
 from ._values import int_list, str_list
 
-__all__ = ["add_db", "add_out", "add_runs", "add_sweep_args", "sweep_from_args"]
+__all__ = ["add_db", "add_out", "add_runs", "add_sweep_args", "sweep_flags_given",
+           "sweep_from_args"]
 
 
 def add_db(parser) -> None:
@@ -33,10 +34,16 @@ _SWEEP_FLAGS = ("families", "depths", "batches", "dtypes", "modes", "workloads",
                 "threads")
 
 
+#: flag dest -> the flag as typed, where the two differ
+_FLAG_NAMES = {"families": "--family", "depths": "--depth", "batches": "--batch",
+               "dtypes": "--dtype", "modes": "--mode", "workloads": "--workload",
+               "resnet_depths": "--resnet-depth", "min_time_s": "--min-time"}
+
+
 def add_sweep_args(p, *, timing: bool = True) -> None:
     """What to measure: a preset or TOML file, overridden by flags (run, profile)."""
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--preset", default="quick", help="quick (CPU, <60 s), paper (GPU), full")
+    src.add_argument("--preset", help="quick (CPU, <60 s; the default), paper (GPU), full")
     src.add_argument("--config", metavar="TOML", help="sweep file (keys: Sweep fields, "
                      "optional preset = NAME and a [depths_by_family] table)")
     p.add_argument("--family", dest="families", type=str_list, metavar="F[,F...]",
@@ -67,13 +74,21 @@ def add_sweep_args(p, *, timing: bool = True) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
+def sweep_flags_given(args) -> list[str]:
+    """The flags on this command line that say what to measure (for refusing them where
+    the sweep is fixed, as with --resume)."""
+    dests = ("preset", "config", "resnet_depths") + _SWEEP_FLAGS
+    return [_FLAG_NAMES.get(d, "--" + d.replace("_", "-")) for d in dests
+            if getattr(args, d, None) is not None]
+
+
 def sweep_from_args(args):
     """The validated Sweep that the preset/--config plus the override flags describe."""
     from dataclasses import replace
 
     from ..config import preset, sweep_from_toml
 
-    sweep = sweep_from_toml(args.config) if args.config else preset(args.preset)
+    sweep = sweep_from_toml(args.config) if args.config else preset(args.preset or "quick")
     changes = {f: getattr(args, f) for f in _SWEEP_FLAGS if getattr(args, f) is not None}
     if args.resnet_depths is not None:
         other = tuple((f, d) for f, d in sweep.depth_overrides if f != "resnet")

@@ -6,7 +6,8 @@ import json
 import shlex
 import sys
 
-from ._options import add_db, add_sweep_args, sweep_from_args
+from ..errors import one_line
+from ._options import add_db, add_sweep_args, sweep_flags_given, sweep_from_args
 
 
 def register(sub) -> None:
@@ -20,7 +21,8 @@ def register(sub) -> None:
     add_sweep_args(p)
     add_db(p)
     p.add_argument("--resume", metavar="RUN_ID",
-                   help="continue an interrupted run: its stored sweep, skipping finished points")
+                   help="continue an interrupted run ('latest' for the newest): its stored "
+                   "sweep, skipping finished points")
     p.add_argument("--profile", action="store_true",
                    help="also record a torch.profiler trace per point (separate pass)")
     p.add_argument("--trace-dir", default="traces", help="where --profile writes traces")
@@ -28,14 +30,14 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..config import sweep_from_dict
     from ..measure.passes import extra_passes
     from ..runner import preflight, run_sweep
     from ..store import Store
 
     if args.resume:
         store = Store(args.db, create=False)
-        sweep = sweep_from_dict(json.loads(store.run(args.resume)["sweep_json"]))
+        args.resume = store.resolve_run(args.resume)  # 'latest' and 'latest~N' too
+        sweep = preflight(_stored_sweep(store, args.resume, args))
     else:
         # bad flags are refused before any file is made
         sweep = preflight(sweep_from_args(args))
@@ -47,3 +49,31 @@ def main(args) -> int:
                        progress=args.progress, log=lambda m: print(m, file=sys.stderr))
     print(run_id)
     return 0
+
+
+def _stored_sweep(store, run_id: str, args):
+    """The sweep a run was started with; refused in one line when flags try to change
+    it, when the run is not a sweep, or when what is stored cannot be read back."""
+    from ..config import sweep_from_dict
+    from ..errors import UsageError
+
+    given = sweep_flags_given(args)
+    if given:
+        raise UsageError(f"--resume continues run {run_id} with its stored sweep; "
+                         f"{', '.join(given)} cannot change it (start a new run instead)")
+    row = store.run(run_id)
+    try:
+        stored = json.loads(row["sweep_json"] or "null")
+    except ValueError:
+        stored = None
+    if isinstance(stored, dict) and "interleaved" in stored:
+        raise UsageError(f"run {run_id} was measured by `compare --interleave`; an "
+                         f"interleaved comparison cannot be resumed: run the compare again")
+    if not isinstance(stored, dict):
+        raise UsageError(f"run {run_id} has no readable stored sweep; it cannot be resumed")
+    try:
+        return sweep_from_dict(stored).validate()
+    except (UsageError, TypeError, ValueError, AttributeError) as e:
+        why = str(e) if isinstance(e, UsageError) else one_line(e)
+        raise UsageError(f"run {run_id}: its stored sweep is damaged or from another "
+                         f"version ({why}); it cannot be resumed") from None
