@@ -15,7 +15,7 @@ import numpy as np
 
 from parabench.config import PRESETS, WIDTHS, Sweep, Width
 from parabench.records import Record
-from parabench.stats import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+from parabench.regress.verdicts import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 from parabench.store import Store
 
 __all__ = ["SYNTHETIC_TRUTH", "make_db"]
