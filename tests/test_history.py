@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 
 from parabench.cli import main
-from parabench.history import (
+from parabench.records import Record
+from parabench.regress.history import (
     CHANGE_COLUMNS,
     HISTORY_COLUMNS,
     detect_change_points,
     load_asv_history,
     load_store_history,
 )
-from parabench.records import Record
 from parabench.store import Store
 
 

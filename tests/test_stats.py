@@ -1,10 +1,10 @@
-"""parabench.stats: verdicts on synthetic latency samples."""
+"""parabench.regress.stats and the verdict rule: verdicts on synthetic latency samples."""
 import math
 
 import numpy as np
 import pytest
 
-from parabench import stats
+from parabench.regress import stats, verdicts
 
 
 def _lat(rng, n=60, median=2.0, spread=0.04):
@@ -82,8 +82,8 @@ def test_summaries_fallback():
 
 
 def test_verdict_rule_needs_all_three():
-    assert stats.verdict(1.5, 1.2, 1.8, 0.001) == "slower"
-    assert stats.verdict(1.5, 1.2, 1.8, 0.2) == "unchanged"  # not significant
-    assert stats.verdict(1.5, 0.9, 1.8, 0.001) == "unchanged"  # CI reaches 1
-    assert stats.verdict(1.05, 1.01, 1.08, 0.001) == "unchanged"  # below threshold
-    assert stats.verdict(0.5, 0.4, 0.6, 0.001) == "faster"
+    assert verdicts.verdict(1.5, 1.2, 1.8, 0.001) == "slower"
+    assert verdicts.verdict(1.5, 1.2, 1.8, 0.2) == "unchanged"  # not significant
+    assert verdicts.verdict(1.5, 0.9, 1.8, 0.001) == "unchanged"  # CI reaches 1
+    assert verdicts.verdict(1.05, 1.01, 1.08, 0.001) == "unchanged"  # below threshold
+    assert verdicts.verdict(0.5, 0.4, 0.6, 0.001) == "faster"

@@ -5,45 +5,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._options import add_db, add_sweep_args, sweep_from_args
-
-
-def _threshold(text: str) -> float:
-    """'0.1' or '10%' -> 0.1."""
-    t = text.strip()
-    try:
-        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a fraction like 0.1 or 10%, got {text!r}") from None
-    if not 0 <= v < 10:
-        raise argparse.ArgumentTypeError(f"threshold must be in [0, 10), got {v:g}")
-    return v
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
-def _alpha(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability, got {text!r}") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"alpha must be in (0, 1), got {v:g}")
-    return v
+from ._options import add_db, add_out, add_sweep_args, sweep_from_args
+from ._values import positive_int, probability, threshold
 
 
 def register(sub) -> None:
-    from ..alerts import FORMATS
-    from ..stats import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+    from ..regress.render import FORMATS
+    from ..regress.verdicts import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
     p = sub.add_parser(
         "compare", help="compare two runs (or two commits' asv results); exit 1 on regression",
@@ -58,14 +26,14 @@ def register(sub) -> None:
     p.add_argument("--asv-results", type=Path, default=None, metavar="DIR",
                    help="treat A and B as git refs and read asv results from DIR "
                    "(default when A/B are not store runs: .asv/results)")
-    p.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
+    p.add_argument("--threshold", type=threshold, default=DEFAULT_THRESHOLD,
                    help="minimum relative change that counts (0.1 or 10%%; default %(default)s, "
                    "from interleaved no-change comparisons on the development VM)")
-    p.add_argument("--alpha", type=_alpha, default=DEFAULT_ALPHA,
+    p.add_argument("--alpha", type=probability, default=DEFAULT_ALPHA,
                    help="significance level of the per-benchmark test (default %(default)s)")
     p.add_argument("--format", choices=FORMATS, default="text", help="default: text")
-    p.add_argument("--output", "-o", type=Path, default=None, metavar="FILE",
-                   help="also write the rendered report to FILE")
+    add_out(p, "also write the rendered report to PATH")
+    p.add_argument("--output", dest="out", type=Path, help=argparse.SUPPRESS)  # old name
     p.add_argument("--allow-mixed", action="store_true",
                    help="compare results from different machines/environments (flagged)")
     p.add_argument("--machine", default=None,
@@ -79,22 +47,24 @@ def register(sub) -> None:
         "the working tree as it is), each exported and run in its own process; the two "
         "processes take turns of --turn-ms, so drifts of machine speed hit both equally. "
         "What to measure comes from the sweep flags (default: the quick preset). Both "
-        "sides are stored as runs, then compared.")
+        "sides are stored as runs, then compared. Each side is measured by its own "
+        "checkout's parabench/regress/worker.py: commits older than that file cannot be "
+        "measured this way.")
     ab.add_argument("--interleave", action="store_true",
                     help="measure A and B alternately now instead of reading stored results")
-    ab.add_argument("--rounds", type=_positive_int, default=30,
+    ab.add_argument("--rounds", type=positive_int, default=30,
                     help="turns per side and point (default %(default)s)")
     ab.add_argument("--turn-ms", type=float, default=25.0,
                     help="length of one turn in ms (calls per turn = turn / per-call time; "
                     "default %(default)s)")
     add_sweep_args(ab, timing=False)
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def run(args) -> int:
-    from ..alerts import exit_code, render
-    from ..compare import run_compare
+def main(args) -> int:
     from ..errors import UsageError
+    from ..regress.compare import run_compare
+    from ..regress.render import exit_code, render
 
     a, b = args.baseline, args.contender
     if args.interleave:
@@ -105,12 +75,14 @@ def run(args) -> int:
         allow_mixed=args.allow_mixed, machine=args.machine, save=args.save,
     )
     text = render(result, args.format)
-    if args.output is not None:
+    if args.out is not None:
         try:
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(text)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text)
         except OSError as e:
-            raise UsageError(f"cannot write {args.output}: {e}") from None
+            raise UsageError(f"cannot write {args.out}: {e}") from None
+    if args.format == "text" and sys.stdout.isatty():
+        text = render(result, args.format, color=True)
     sys.stdout.write(text)
     return exit_code(result)
 
@@ -118,14 +90,14 @@ def run(args) -> int:
 def _interleave(args) -> tuple[str, str]:
     import shlex
 
-    from ..compare import interleaved_runs
     from ..errors import UsageError
+    from ..regress.interleave import interleaved_runs
     from ..runner import preflight
     from ..store import Store
 
     if args.asv_results is not None:
         raise UsageError("--interleave measures now; it does not read --asv-results")
-    if args.turn_ms <= 0:
+    if not args.turn_ms > 0:
         raise UsageError(f"--turn-ms must be > 0, got {args.turn_ms:g}")
     sweep = preflight(sweep_from_args(args))  # bad flags refused before any file is made
     with Store(args.db) as store:

@@ -7,32 +7,11 @@ import sys
 from pathlib import Path
 
 from ._options import add_db
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
-def _fraction(text: str) -> float:
-    t = text.strip()
-    try:
-        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction like 0.1 or 10%, got {text!r}") \
-            from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v:g}")
-    return v
+from ._values import fraction, positive_int
 
 
 def register(sub) -> None:
-    from ..history import DEFAULT_MIN_EFFECT, DEFAULT_MIN_SEGMENT, DEFAULT_NOISE_K
+    from ..regress.history import DEFAULT_MIN_EFFECT, DEFAULT_MIN_SEGMENT, DEFAULT_NOISE_K
 
     p = sub.add_parser(
         "history", help="benchmark values across commits and the commits where they stepped",
@@ -48,18 +27,18 @@ def register(sub) -> None:
     p.add_argument("--repo", default=".",
                    help="git repository that orders commits sharing a date")
     p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--min-segment", type=_positive_int, default=DEFAULT_MIN_SEGMENT,
+    p.add_argument("--min-segment", type=positive_int, default=DEFAULT_MIN_SEGMENT,
                    help="points needed on each side of a change")
-    p.add_argument("--min-effect", type=_fraction, default=DEFAULT_MIN_EFFECT,
+    p.add_argument("--min-effect", type=fraction, default=DEFAULT_MIN_EFFECT,
                    help="smallest relative step reported (0.1 or 10%%)")
     p.add_argument("--noise-k", type=float, default=DEFAULT_NOISE_K,
                    help="step must exceed this many robust standard deviations")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
 def _sources(args):
     from ..errors import UsageError
-    from ..history import load_asv_history, load_store_history
+    from ..regress.history import load_asv_history, load_store_history
     from ..store import default_db_path
 
     frames, notes = [], []
@@ -87,10 +66,10 @@ def _sources(args):
     return frames, notes
 
 
-def run(args) -> int:
+def main(args) -> int:
     import pandas as pd
 
-    from ..history import detect_change_points
+    from ..regress.history import detect_change_points
 
     frames, notes = _sources(args)
     frames = [f for f in frames if not f.empty]

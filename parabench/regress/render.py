@@ -1,19 +1,24 @@
-"""Regression rules -> messages and exit codes, in four formats.
+"""A comparison -> messages and an exit code, in four formats (text, markdown, json,
+GitHub annotations).
 
-Input is the dict `compare.compare_sides` returns. Rules:
+Input is the dict `compare.compare_sides` returns. Rules (`verdicts`):
 * exit 1 when any benchmark is "slower" (significant, CI above 1, beyond the
   threshold) or "failed" (ran in the baseline, error/OOM in the contender);
 * exit 0 otherwise ("faster", "unchanged", "inconclusive", "missing", tracked
   values that "changed" are reported but never fail);
 * mixed environments (only reachable with --allow-mixed) are announced first and
   last in every format, and in the JSON as `"mixed": true`.
+
+The text format is a `rich` table rendered without colour or markup (plain, greppable:
+CI looks for "REGRESSION" / "no regression"); `render(..., color=True)` colours the
+verdicts for a terminal. rich is imported only when a text table is rendered.
 """
 from __future__ import annotations
 
 import json
 import math
 
-from .compare import REGRESSION_VERDICTS
+from .verdicts import IMPROVEMENT_VERDICTS, REGRESSION_VERDICTS, is_regression
 
 __all__ = ["FORMATS", "exit_code", "render"]
 
@@ -24,7 +29,8 @@ _ORDER = {"failed": 0, "slower": 1, "faster": 2, "fixed": 3, "changed": 4, "inco
 
 
 def exit_code(result: dict) -> int:
-    return 1 if any(r["verdict"] in REGRESSION_VERDICTS for r in result["rows"]) else 0
+    """1 when any benchmark regressed (`verdicts.is_regression`), else 0."""
+    return 1 if any(is_regression(r) for r in result["rows"]) else 0
 
 
 def _fmt_value(v, unit: str) -> str:
@@ -93,7 +99,38 @@ def _quiet(row: dict) -> bool:
         row["verdict"] == "unchanged" and row["unit"] not in ("ms", "seconds"))
 
 
-def render_text(result: dict) -> str:
+def _table_text(table_rows: list[tuple], color: bool) -> list[str]:
+    """The comparison table through rich: first column left, numbers right, verdict left."""
+    import io
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    head, *body = table_rows
+    # one rule, under the header row, in ASCII (CI logs, any terminal)
+    rule = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+    table = Table(box=rule, show_edge=False, pad_edge=False, padding=(0, 1),
+                  header_style="bold" if color else "")
+    for i, name in enumerate(head):
+        table.add_column(name, justify="left" if i in (0, len(head) - 1) else "right",
+                         no_wrap=True)
+    styles = {v: "red" for v in REGRESSION_VERDICTS} | {v: "green" for v in IMPROVEMENT_VERDICTS}
+    for row in body:
+        verdict = Text(row[-1], style=styles.get(row[-1].split(" ")[0], "") if color else "")
+        table.add_row(*(Text(c) for c in row[:-1]), verdict)
+    # never wrap or truncate: each cell's text, padding and a divider per column
+    width = sum(max(len(r[i]) for r in table_rows) + 3 for i in range(len(head))) + 8
+    out = io.StringIO()
+    console = Console(file=out, width=width, no_color=not color, highlight=False,
+                      markup=False, emoji=False, force_terminal=color,
+                      color_system="standard" if color else None)
+    console.print(table)
+    return [line.rstrip() for line in out.getvalue().splitlines()]
+
+
+def render_text(result: dict, *, color: bool = False) -> str:
     lines = []
     if result["mixed"]:
         lines += ["!" * 78, "!! " + _mixed_line(result), "!" * 78]
@@ -107,12 +144,8 @@ def render_text(result: dict) -> str:
                       _fmt_ci(r), _fmt_p(r["p_value"]),
                       r["verdict"] + (f" ({r['note']})" if r["note"] and r["verdict"] in
                                       ("failed", "fixed", "missing") else "")))
-    widths = [max(len(row[i]) for row in table) for i in range(6)]
     lines.append("")
-    for row in table:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row[:6], widths, strict=False)))
-                     + "  " + row[6])
+    lines += _table_text(table, color)
     lines += ["", f"summary: {_summary(result)}" + (
         f" ({len(hidden)} skipped points and unchanged tracked values not shown)"
         if hidden else "")]
@@ -205,9 +238,13 @@ def render_json(result: dict) -> str:
     return json.dumps(result, indent=2, allow_nan=False, default=str) + "\n"
 
 
-def render(result: dict, fmt: str = "text") -> str:
+def render(result: dict, fmt: str = "text", *, color: bool = False) -> str:
+    """The comparison in one of FORMATS; `color` (text only) styles verdicts for a
+    terminal."""
+    if fmt == "text":
+        return render_text(result, color=color)
     try:
-        return {"text": render_text, "markdown": render_markdown, "json": render_json,
+        return {"markdown": render_markdown, "json": render_json,
                 "github": render_github}[fmt](result)
     except KeyError:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}") from None

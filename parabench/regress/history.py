@@ -21,15 +21,16 @@ absolute deviations, and keeps a split only when
     neighbours| / sqrt 2) and the spread of the window's points around their medians.
 One outlier moves neither a median of three or more points nor the median of the
 differences, so it is never reported, and neither is noise between neighbours.
+
+asv result files are read by `asv_results` (the same reader `compare` uses). numpy and
+pandas are imported inside the functions: the command line reads this module's
+defaults while building `--help`.
 """
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from .asv_results import iter_results
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -49,12 +50,9 @@ DEFAULT_MIN_EFFECT = 0.10
 DEFAULT_NOISE_K = 3.0
 
 
-def _unquote(v) -> str:
-    v = str(v)
-    return v[1:-1] if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"" else v
+def _empty_history():
+    import pandas as pd
 
-
-def _empty_history() -> pd.DataFrame:
     df = pd.DataFrame({c: pd.Series(dtype=object) for c in HISTORY_COLUMNS + list(_SERIES_EXTRA)})
     df["date"] = pd.to_datetime(df["date"], utc=True)
     df["value"] = df["value"].astype(float)
@@ -77,53 +75,16 @@ def _topo_positions(repo) -> dict:
     return {c: i for i, c in enumerate(out.stdout.split())}
 
 
-def load_asv_history(results_dir, *, repo=".") -> pd.DataFrame:
+def load_asv_history(results_dir, *, repo="."):
     """Every result in an asv results directory (all machines) as one long DataFrame,
     ordered by commit date; commits with the same date (a rebase, a scripted series)
     fall back to their order in the git history of `repo` when that is available."""
-    import itertools
+    import pandas as pd
 
-    root = Path(results_dir)
-    try:
-        meta = json.loads((root / "benchmarks.json").read_text())
-    except (OSError, ValueError):
-        meta = {}
-    rows = []
-    for f in sorted(root.glob("*/*.json")):
-        if f.name == "machine.json":
-            continue
-        try:
-            data = json.loads(f.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(data, dict) or "commit_hash" not in data or "results" not in data:
-            continue
-        cols = data.get("result_columns") or ["result", "params"]
-        date = data.get("date")
-        machine = (data.get("params") or {}).get("machine") or f.parent.name
-        for name, row in (data.get("results") or {}).items():
-            rec = dict(zip(cols, row, strict=False))
-            info = meta.get(name) if isinstance(meta.get(name), dict) else {}
-            names = info.get("param_names") or []
-            unit = info.get("unit") or "unit"
-            plist = rec.get("params") or []
-            combos = list(itertools.product(*plist)) if plist else [()]
-            results = rec.get("result")
-            if not isinstance(results, list):
-                results = [results]
-            for i, combo in enumerate(combos):
-                val = results[i] if i < len(results) else None
-                if val is None or not isinstance(val, (int, float)) or not math.isfinite(val):
-                    continue
-                vals = [_unquote(v) for v in combo]
-                params = ", ".join(
-                    f"{n}={v}" for n, v in zip(names, vals, strict=False)
-                ) if len(names) == len(vals) else ", ".join(vals)
-                rows.append({
-                    "benchmark": name, "params": params, "commit": data["commit_hash"],
-                    "date": date, "value": float(val), "unit": unit, "machine": machine,
-                    "source": "asv",
-                })
+    rows = [{"benchmark": r.benchmark, "params": r.params, "commit": r.commit,
+             "date": r.date, "value": r.value, "unit": r.unit, "machine": r.machine,
+             "source": "asv"}
+            for r in iter_results(results_dir) if r.value is not None]
     if not rows:
         return _empty_history()
     df = pd.DataFrame(rows)
@@ -135,9 +96,12 @@ def load_asv_history(results_dir, *, repo=".") -> pd.DataFrame:
     return df.drop(columns="_topo")
 
 
-def load_store_history(db=None) -> pd.DataFrame:
+def load_store_history(db=None):
     """Median latency of every ok point of every stored run, ordered by run time."""
-    from .store import Store
+    import numpy as np
+    import pandas as pd
+
+    from ..store import Store
 
     with Store(db, create=False) as s:
         df = s.records_frame(status="ok")
@@ -160,9 +124,11 @@ def load_store_history(db=None) -> pd.DataFrame:
     return out.sort_values("date", kind="stable", ignore_index=True)
 
 
-def _noise_sigma(x: np.ndarray) -> float:
+def _noise_sigma(x) -> float:
     """Robust noise level from neighbour differences: a step adds one large difference,
     an outlier two, so their median still measures the point-to-point noise."""
+    import numpy as np
+
     if x.size < 3:
         return 0.0
     return 1.4826 * float(np.median(np.abs(np.diff(x)))) / math.sqrt(2.0)
@@ -185,6 +151,8 @@ class _Segmenter:
         self.out: list[int] = []
 
     def _accept(self, i: int, before: float, after: float, local_sigma: float) -> bool:
+        import numpy as np
+
         step = abs(after - before)
         if step == 0 or step <= self.noise_k * max(self.sigma, local_sigma):
             return False
@@ -198,6 +166,8 @@ class _Segmenter:
                     and np.all((pre < mid) if up else (pre > mid)))
 
     def split(self, lo: int, hi: int) -> None:
+        import numpy as np
+
         x, m, w = self.x, self.m, self.w
         if hi - lo < 2 * m:
             return
@@ -223,6 +193,8 @@ class _Segmenter:
 
 def _change_points(values, min_segment: int, min_effect: float, noise_k: float,
                    window: int) -> list[int]:
+    import numpy as np
+
     x = np.asarray(values, dtype=float)
     seg = _Segmenter(x, min_segment, min_effect, noise_k, window)
     seg.split(0, x.size)
@@ -241,18 +213,22 @@ def _change_points(values, min_segment: int, min_effect: float, noise_k: float,
 
 
 def detect_change_points(
-    df: pd.DataFrame,
+    df,
     *,
     min_segment: int = DEFAULT_MIN_SEGMENT,
     min_effect: float = DEFAULT_MIN_EFFECT,
     noise_k: float = DEFAULT_NOISE_K,
     window: int | None = None,
-) -> pd.DataFrame:
-    """Persistent steps in each series of a history frame (see the module docstring).
+):
+    """Persistent steps in each series of a history frame (see the module docstring),
+    as a DataFrame.
 
     One row per change: the first commit of the new level, its date, the medians of the
     segments before and after (between neighbouring change points), and after/before.
     """
+    import numpy as np
+    import pandas as pd
+
     extra = [c for c in _SERIES_EXTRA if c in df.columns]
     rows = []
     if df is None or df.empty:

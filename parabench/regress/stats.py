@@ -7,12 +7,8 @@ Everything works on raw per-call samples (milliseconds or seconds, the unit canc
   gives the same interval);
 * test: two-sided Mann-Whitney U on the raw samples (no normality assumption;
   latency distributions are skewed and heavy-tailed);
-* verdict: "slower" / "faster" only when the test rejects at `alpha`, the whole
-  confidence interval lies on one side of 1, *and* the ratio exceeds the minimum
-  effect `threshold`. The test alone is not enough: with a few hundred samples it
-  flags a 1% drift between two runs that no one can act on, and such drift
-  (frequency scaling, a neighbour process, memory layout) is exactly what the
-  threshold absorbs. Its default is measured, see `DEFAULT_THRESHOLD`.
+* verdict: the rule in `verdicts.verdict` (significant, interval clear of 1, beyond
+  the minimum effect; its default is measured, see `verdicts.DEFAULT_THRESHOLD`).
 
 When a side has no raw samples (asv results recorded without --record-samples),
 `compare_summaries` falls back to the medians and their confidence intervals.
@@ -24,35 +20,21 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .verdicts import DEFAULT_ALPHA, DEFAULT_THRESHOLD, verdict
+
 __all__ = [
-    "DEFAULT_ALPHA",
-    "DEFAULT_THRESHOLD",
     "MIN_SAMPLES",
-    "VERDICTS",
     "SampleComparison",
     "bootstrap_ratio_ci",
     "compare_samples",
     "compare_summaries",
     "mann_whitney_p",
-    "verdict",
 ]
 
-#: Minimum relative change (B/A - 1) before a difference counts as a regression.
-#: Measured on the 2-core development VM with `compare --interleave` (10 no-change
-#: comparisons x 3 points): no-change ratios stayed within 0.91-1.08; at 10% there was
-#: no false alarm while 10% / 20% / 40% planted slowdowns were caught in 9/10, 10/10,
-#: 10/10 comparisons (7.5% still had no false alarm, 5% had 2/10). Runs measured one
-#: after the other on that VM drift far more (up to 2.4x): there, use --interleave or
-#: a much larger --threshold. Dedicated GPU runners may tighten it.
-DEFAULT_THRESHOLD = 0.10
-#: Significance level of the per-benchmark Mann-Whitney test.
-DEFAULT_ALPHA = 0.01
 #: Fewer samples than this on either side: no test, verdict "inconclusive".
 MIN_SAMPLES = 5
 DEFAULT_BOOTSTRAP = 2000
 DEFAULT_SEED = 20240721
-
-VERDICTS = ("slower", "faster", "unchanged", "inconclusive")
 
 
 @dataclass(frozen=True)
@@ -113,31 +95,6 @@ def mann_whitney_p(a, b) -> float | None:
     if np.ptp(np.concatenate([a, b])) == 0:  # all values identical: no evidence of change
         return 1.0
     return float(mannwhitneyu(b, a, alternative="two-sided").pvalue)
-
-
-def verdict(
-    ratio: float,
-    ci_low: float,
-    ci_high: float,
-    p_value: float | None,
-    *,
-    threshold: float = DEFAULT_THRESHOLD,
-    alpha: float = DEFAULT_ALPHA,
-    tested: bool = True,
-) -> str:
-    """The rule: significant (when a test was possible), CI clear of 1, and beyond the
-    minimum effect. Faster mirrors slower in log space (ratio <= 1 / (1 + threshold))."""
-    if not all(map(math.isfinite, (ratio, ci_low, ci_high))):
-        return "inconclusive"
-    if tested and p_value is None:
-        return "inconclusive"
-    if p_value is not None and p_value >= alpha:
-        return "unchanged"
-    if ratio >= 1.0 + threshold and ci_low > 1.0:
-        return "slower"
-    if ratio <= 1.0 / (1.0 + threshold) and ci_high < 1.0:
-        return "faster"
-    return "unchanged"
 
 
 def compare_samples(
