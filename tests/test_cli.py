@@ -234,3 +234,50 @@ def test_resume_latest_and_refusing_flags_beside_it(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == rid
     assert _exit_code(["run", "--resume", rid, "--depth", "2", "--db", str(db)]) == 2
     assert "--depth cannot change it" in _err_line(capsys)
+
+
+@pytest.fixture
+def small_db(tmp_path, capsys):
+    db = tmp_path / "r.db"
+    assert _exit_code(["run", "--family", "vit", "--depth", "1", "--min-time", "0",
+                       "--min-samples", "3", "--no-progress", "--db", str(db)]) == 0
+    capsys.readouterr()
+    return db
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+@pytest.mark.parametrize("where, needle", [
+    ("DIR", "is a directory"),
+    ("/proc/parabench.out", "cannot"),
+    ("/dev/null/x.out", "cannot"),
+])
+def test_export_to_an_unwritable_place_is_one_line(fmt, where, needle, small_db, tmp_path,
+                                                   capsys):
+    out = str(tmp_path) if where == "DIR" else where
+    assert _exit_code(["export", "--db", str(small_db), "--format", fmt, "-o", out]) == 2
+    assert needle in _err_line(capsys)
+
+
+def test_export_creates_missing_folders(small_db, tmp_path, capsys):
+    out = tmp_path / "new" / "deeper" / "x.csv"
+    assert _exit_code(["export", "--db", str(small_db), "-o", str(out)]) == 0
+    assert out.read_text().startswith("id,")
+
+
+@pytest.mark.parametrize("cmd", [["profile"], ["run", "--profile"]])
+def test_unwritable_trace_dir_refused_before_measuring(cmd, tmp_path, capsys):
+    db = tmp_path / "r.db"
+    assert _exit_code([*cmd, "--family", "vit", "--depth", "1", "--db", str(db),
+                       "--trace-dir", "/dev/null/traces"]) == 2
+    assert "--trace-dir" in _err_line(capsys)
+    assert not db.exists()
+
+
+def test_run_ids_that_are_not_file_names_never_reach_a_path():
+    from parabench import UsageError
+    from parabench.measure.profile import point_trace_dir
+
+    assert point_trace_dir("tr", "20261123-133654-f04f93", "vit/d1").name == "vit_d1"
+    for evil in ("../../X", "/etc", ".hidden", "a/b"):
+        with pytest.raises(UsageError, match="cannot be used as a file name"):
+            point_trace_dir("tr", evil, "vit/d1")

@@ -5,6 +5,7 @@ import json
 import sys
 
 from ..errors import UsageError
+from ..outputs import check_output_file, write_output
 from ._options import add_db, add_out, add_runs
 
 
@@ -24,12 +25,17 @@ def main(args) -> int:
 
     if args.format == "parquet" and args.out is None:
         raise UsageError("--format parquet needs --out FILE")
+    if args.out is not None:
+        check_output_file(args.out)
     df = load(args.db, args.runs)
     if args.format == "parquet":
         try:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
             df.to_parquet(args.out, index=False)
         except ImportError as e:
             raise UsageError(f"parquet export needs pyarrow: {e}") from None
+        except OSError as e:
+            raise UsageError(f"--out {args.out}: cannot write ({e.strerror or e})") from None
     else:
         flat = df.assign(
             samples_ms=df["samples_ms"].map(json.dumps), extra=df["extra"].map(json.dumps)
@@ -39,7 +45,7 @@ def main(args) -> int:
         if args.out is None:
             sys.stdout.write(text)
         else:
-            args.out.write_text(text)
+            write_output(args.out, text)
     if args.out is not None:
         print(f"wrote {len(df)} records to {args.out}", file=sys.stderr)
     return 0

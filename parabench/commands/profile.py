@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..outputs import prepare_output_dir
 from ._options import add_db, add_sweep_args, sweep_from_args
 from ._table import print_table
 
@@ -74,14 +75,12 @@ def _quiet_kineto_without_gpu() -> None:
 
 
 def main(args) -> int:
-    from ..errors import UsageError
     from ..measure.passes import extra_passes
     from ..runner import preflight, run_sweep
     from ..store import Store
 
-    if args.trace_dir.exists() and not args.trace_dir.is_dir():
-        raise UsageError(f"--trace-dir {args.trace_dir} exists and is not a directory")
     sweep = preflight(sweep_from_args(args))
+    prepare_output_dir(args.trace_dir, "--trace-dir")  # before an hour of measuring
     _quiet_kineto_without_gpu()
     store = Store(args.db)
     passes = extra_passes(sweep, profile=True, telemetry=args.telemetry,

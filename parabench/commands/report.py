@@ -25,11 +25,19 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
+    from ..errors import UsageError
+    from ..outputs import prepare_output_dir
     from ..report import build_report
     from ..store import default_db_path
 
     db = args.db if args.db is not None else default_db_path()
-    res = build_report(db, args.runs, args.out, args.asv_results)
+    if args.out is not None:
+        prepare_output_dir(args.out)
+    try:
+        res = build_report(db, args.runs, args.out, args.asv_results)
+    except OSError as e:
+        raise UsageError(f"cannot write the report: {e.strerror or e} "
+                         f"({e.filename or args.out})") from None
     n_missing = sum(1 for s in res.sections if s.missing)
     print(f"wrote {res.index} (+ report.md, data.csv, {len(res.figures)} figures in "
           f"{res.out / 'figures'}) in {res.seconds:.1f} s")

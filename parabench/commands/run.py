@@ -5,8 +5,10 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from ..errors import one_line
+from ..outputs import prepare_output_dir
 from ._options import add_db, add_sweep_args, sweep_flags_given, sweep_from_args
 
 
@@ -39,8 +41,10 @@ def main(args) -> int:
         args.resume = store.resolve_run(args.resume)  # 'latest' and 'latest~N' too
         sweep = preflight(_stored_sweep(store, args.resume, args))
     else:
-        # bad flags are refused before any file is made
-        sweep = preflight(sweep_from_args(args))
+        sweep = preflight(sweep_from_args(args))  # bad flags: refused before any file is made
+    if args.profile:
+        prepare_output_dir(Path(args.trace_dir), "--trace-dir")
+    if not args.resume:
         store = Store(args.db)
     passes = extra_passes(sweep, profile=args.profile, telemetry=args.telemetry,
                           trace_dir=args.trace_dir, store=store)

@@ -56,7 +56,10 @@ CHROME_NAME = "trace.chrome.json"
 
 def point_trace_dir(trace_dir, run_id: str, key: str) -> Path:
     """DIR/<run id>/<point key with / -> _>: one TensorBoard run per point."""
-    return Path(trace_dir) / (run_id or "adhoc") / key.replace("/", "_")
+    from ..outputs import safe_name
+
+    run = safe_name(run_id) if run_id else "adhoc"  # a stored id may hold '../'
+    return Path(trace_dir) / run / safe_name(key.replace("/", "_"), "point key")
 
 
 def profile_step(step, out_dir, *, device: str = "cpu", wait: int = 1, warmup: int = 2,
