@@ -6,13 +6,14 @@ import types
 
 import pandas as pd
 import pytest
-from synthetic import SYNTHETIC_TRUTH, make_db
 
 from parabench import analysis
 from parabench.cli import main
 from parabench.records import Record
 from parabench.report import build_report
 from parabench.store import Store
+
+from synthetic import SYNTHETIC_TRUTH, make_db
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -6,10 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from synthetic import make_db
 
 from parabench.records import Record
 from parabench.report import build_report
+
+from synthetic import make_db
 
 CHROMIUM = os.environ.get("PARABENCH_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
