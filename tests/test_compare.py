@@ -108,6 +108,10 @@ def test_output_file_and_saved_comparison(db, capsys, tmp_path):
     out = tmp_path / "rep" / "cmp.md"
     code, text, _ = _run(capsys, base, slow, "--db", path, "--format", "markdown", "-o", out)
     assert code == 1 and out.read_text() == text
+    for flag in ("--out", "--output"):  # the shared option, and the name it replaced
+        other = tmp_path / f"cmp{flag}.json"
+        code, text, _ = _run(capsys, base, slow, "--db", path, "--format", "json", flag, other)
+        assert code == 1 and json.loads(other.read_text()) == json.loads(text)
     with Store(path, create=False) as s:
         last = s.latest_comparison()
     assert last["baseline"] == base and last["contender"] == slow
