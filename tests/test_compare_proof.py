@@ -140,3 +140,13 @@ def test_interleave_bad_refs_exit_2(tmp_path, capsys):
     code = main(["compare", "a", "b", "--interleave", "--repo", str(tmp_path / "none"),
                  "--db", str(tmp_path / "x.db")])
     assert code == 2
+    capsys.readouterr()
+    # a commit whose code has no interleave worker cannot be measured: one line, exit 2
+    (repo / "f.txt").write_text("old code")
+    _git(repo, "add", "f.txt")
+    _git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "old")
+    code = main(["compare", "HEAD", "WORKTREE", "--interleave", "--repo", str(repo),
+                 "--db", str(tmp_path / "x.db"), "--family", "vit", "--depth", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "predates the interleave worker" in err, err
+    assert len(err.strip().splitlines()) == 1
