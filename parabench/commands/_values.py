@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["fraction", "int_list", "positive_int", "probability", "str_list", "threshold"]
+__all__ = ["fraction", "int_list", "positive_float", "positive_int", "probability", "str_list",
+           "threshold"]
 
 
 def _fail(message: str):
@@ -35,6 +36,17 @@ def positive_int(text: str) -> int:
         _fail(f"expected an integer, got {text!r}")
     if v < 1:
         _fail(f"must be >= 1, got {v}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (nan and inf refused)."""
+    try:
+        v = float(text)
+    except ValueError:
+        _fail(f"expected a number, got {text!r}")
+    if not 0 < v < float("inf"):
+        _fail(f"must be a finite number > 0, got {text}")
     return v
 
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ._options import add_db, add_out, add_sweep_args, sweep_from_args
-from ._values import positive_int, probability, threshold
+from ._values import positive_float, positive_int, probability, threshold
 
 
 def register(sub) -> None:
@@ -54,7 +54,7 @@ def register(sub) -> None:
                     help="measure A and B alternately now instead of reading stored results")
     ab.add_argument("--rounds", type=positive_int, default=30,
                     help="turns per side and point (default %(default)s)")
-    ab.add_argument("--turn-ms", type=float, default=25.0,
+    ab.add_argument("--turn-ms", type=positive_float, default=25.0,
                     help="length of one turn in ms (calls per turn = turn / per-call time; "
                     "default %(default)s)")
     add_sweep_args(ab, timing=False)
@@ -97,8 +97,6 @@ def _interleave(args) -> tuple[str, str]:
 
     if args.asv_results is not None:
         raise UsageError("--interleave measures now; it does not read --asv-results")
-    if not args.turn_ms > 0:
-        raise UsageError(f"--turn-ms must be > 0, got {args.turn_ms:g}")
     sweep = preflight(sweep_from_args(args))  # bad flags refused before any file is made
     with Store(args.db) as store:
         return interleaved_runs(
