@@ -248,3 +248,16 @@ def test_asv_mixed_machines(asv_repo, capsys):
     code, out, _ = _run(capsys, "HEAD~1", "HEAD", "--asv-results", results, "--repo", repo,
                         "--allow-mixed")
     assert code == 0 and "MIXED" in out
+
+
+@pytest.mark.parametrize("fmt, needle", [("text", "NOTHING IN COMMON"),
+                                         ("markdown", "nothing in common"),
+                                         ("github", "::warning title=parabench%3A nothing")])
+def test_nothing_in_common_has_its_own_exit_code(tmp_path, capsys, fmt, needle):
+    """A CI gate must not pass with "no regression" when nothing was compared."""
+    path = tmp_path / "r.db"
+    with Store(path) as s:
+        a = _add_run(s, {"vit": 1.0}, seed=1)
+        b = _add_run(s, {"paraformer-fused": 1.0}, seed=2)
+    code, out, _ = _run(capsys, a, b, "--db", path, "--format", fmt)
+    assert code == 3 and needle in out

@@ -1,4 +1,5 @@
-"""`parabench compare A B`: did B get slower than A? Exit 1 if so, 0 if not, 2 on bad input."""
+"""`parabench compare A B`: did B get slower than A? Exit 1 if so, 0 if not, 2 on bad input,
+3 when A and B share no benchmark."""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,8 @@ def register(sub) -> None:
         description="Per benchmark: ratio of medians B/A with a bootstrap 95% CI, a "
         "Mann-Whitney test, and a verdict (slower, faster, unchanged). A and B are run ids "
         "in the store ('latest', 'latest~1', ...) or git refs with asv results. Exit 1 when "
-        "anything got slower or broke, 0 otherwise, 2 on bad input.",
+        "anything got slower or broke, 3 when A and B have no benchmark in common, 0 "
+        "otherwise, 2 on bad input.",
     )
     p.add_argument("baseline", metavar="A", help="baseline: run id, latest[~N], or git ref")
     p.add_argument("contender", metavar="B", help="contender: run id, latest[~N], or git ref")

@@ -28,9 +28,29 @@ _ORDER = {"failed": 0, "slower": 1, "faster": 2, "fixed": 3, "changed": 4, "inco
           "missing": 6, "unchanged": 7, "skipped": 8}
 
 
+#: Exit code when A and B share no benchmark: a CI gate must not pass on "no regression"
+#: when the new run measured nothing that the baseline did.
+NOTHING_IN_COMMON = 3
+
+
+def nothing_in_common(result: dict) -> bool:
+    return not any(r["verdict"] != "missing" for r in result["rows"])
+
+
 def exit_code(result: dict) -> int:
-    """1 when any benchmark regressed (`verdicts.is_regression`), else 0."""
-    return 1 if any(is_regression(r) for r in result["rows"]) else 0
+    """1 when any benchmark regressed (`verdicts.is_regression`), 3 when the two sides
+    have no benchmark in common, else 0."""
+    if any(is_regression(r) for r in result["rows"]):
+        return 1
+    return NOTHING_IN_COMMON if nothing_in_common(result) else 0
+
+
+def _outcome_line(result: dict) -> str:
+    code = exit_code(result)
+    if code == NOTHING_IN_COMMON:
+        return ("NOTHING IN COMMON: the baseline and the contender share no benchmark, "
+                "so nothing was compared")
+    return "REGRESSION" if code else "no regression"
 
 
 def _fmt_value(v, unit: str) -> str:
@@ -149,7 +169,7 @@ def render_text(result: dict, *, color: bool = False) -> str:
     lines += ["", f"summary: {_summary(result)}" + (
         f" ({len(hidden)} skipped points and unchanged tracked values not shown)"
         if hidden else "")]
-    lines.append("REGRESSION" if exit_code(result) else "no regression")
+    lines.append(_outcome_line(result))
     if result["mixed"]:
         lines.append("!! " + _mixed_line(result))
     return "\n".join(lines) + "\n"
@@ -174,8 +194,9 @@ def _md_table(rows: list[dict]) -> list[str]:
 
 
 def render_markdown(result: dict) -> str:
-    regressed = exit_code(result)
-    title = ":warning: performance regression" if regressed else "no performance regression"
+    code = exit_code(result)
+    title = {0: "no performance regression", 1: ":warning: performance regression"}.get(
+        code, ":warning: nothing in common: no benchmark was compared")
     lines = []
     if result["mixed"]:
         lines += [f"> [!WARNING]\n> **{_md_escape(_mixed_line(result))}**", ""]
@@ -216,6 +237,8 @@ def render_github(result: dict) -> str:
     lines = []
     if result["mixed"]:
         lines.append(_gh("warning", "parabench: mixed environments", _mixed_line(result)))
+    if nothing_in_common(result):
+        lines.append(_gh("warning", "parabench: nothing in common", _outcome_line(result)))
     for r in _sorted_rows(result):
         v = r["verdict"]
         if v not in ("slower", "failed", "faster"):
