@@ -182,3 +182,16 @@ def test_commits_sharing_a_date_follow_git_order(tmp_path):
     df = load_asv_history(res, repo=repo)
     assert list(df.commit) == shas
     assert detect_change_points(df).commit.tolist() == [shas[4]]
+
+
+def test_history_of_empty_sources_is_one_line(tmp_path, capsys):
+    from parabench.cli import main
+    from parabench.store import Store
+
+    db = tmp_path / "empty.db"
+    Store(db).close()
+    (tmp_path / "asv").mkdir()
+    for extra in ([], ["--asv-results", str(tmp_path / "asv")]):
+        assert main(["history", "--db", str(db), *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "no values to follow" in err[0]

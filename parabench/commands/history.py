@@ -69,15 +69,18 @@ def _sources(args):
 def main(args) -> int:
     import pandas as pd
 
+    from ..errors import UsageError
     from ..regress.history import detect_change_points
 
     frames, notes = _sources(args)
     frames = [f for f in frames if not f.empty]
-    hist = pd.concat(frames, ignore_index=True) if frames else None
+    if not frames:
+        raise UsageError(f"no values to follow across commits ({'; '.join(notes)}): measure "
+                         "some runs or asv results first")
+    hist = pd.concat(frames, ignore_index=True)
     cps = detect_change_points(hist, min_segment=args.min_segment,
-                               min_effect=args.min_effect, noise_k=args.noise_k) \
-        if hist is not None else detect_change_points(None)
-    n_series = 0 if hist is None else hist.groupby(
+                               min_effect=args.min_effect, noise_k=args.noise_k)
+    n_series = hist.groupby(
         ["benchmark", "params"] + [c for c in ("machine", "source") if c in hist]).ngroups
     if args.format == "json":
         out = {
