@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import UsageError
+from ..outputs import safe_name
 from ..store import Store
 from .content import Section
 from .html import render_html
@@ -68,8 +69,8 @@ def build_report(db=None, run_ids=None, out=None, asv_results=None) -> ReportRes
         runs = [store.run(i) for i in ids]
         comparison = store.latest_comparison()
         db_path = store.path
-    if out is None:
-        out = Path("reports") / ("+".join(run_ids) if run_ids else "latest")
+    if out is None:  # a run id becomes a folder name only if it is a safe one
+        out = Path("reports") / safe_name("+".join(run_ids) if run_ids else "latest")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
