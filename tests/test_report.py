@@ -212,12 +212,16 @@ def test_cli(tmp_path, monkeypatch, capsys, quick_db):
     (["--db", "nope.db"], "no results database"),
     (["--db", "PAPER", "--run", "no-such-run"], "no run 'no-such-run'"),
     (["--db", "EMPTY"], "holds no runs yet"),
+    (["--db", "PAPER", "--out", "/dev/null/r"], "--out /dev/null/r: cannot write there"),
+    (["--db", "PAPER", "--out", "FILE"], "exists and is not a directory"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys, paper_db, args,
                                           message):
     monkeypatch.chdir(tmp_path)
     Store(tmp_path / "empty.db").close()
-    args = [{"PAPER": str(paper_db[0]), "EMPTY": "empty.db"}.get(a, a) for a in args]
+    (tmp_path / "a-file").write_text("x")
+    args = [{"PAPER": str(paper_db[0]), "EMPTY": "empty.db", "FILE": "a-file"}.get(a, a)
+            for a in args]
     assert main(["report", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1

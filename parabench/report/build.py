@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import UsageError
-from ..outputs import safe_name
+from ..outputs import prepare_output_dir, safe_name
 from ..store import Store
 from .content import Section
 from .html import render_html
@@ -71,14 +71,8 @@ def build_report(db=None, run_ids=None, out=None, asv_results=None) -> ReportRes
         db_path = store.path
     if out is None:  # a run id becomes a folder name only if it is a safe one
         out = Path("reports") / safe_name("+".join(run_ids) if run_ids else "latest")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
-    figdir = out / "figures"
-    try:
-        figdir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot create {figdir}: {e}") from None
+    out = prepare_output_dir(Path(out))
+    figdir = prepare_output_dir(out / "figures")
     for old in figdir.glob("*.png"):  # figures of an earlier report would mislead
         old.unlink()
     if asv_results is None:
