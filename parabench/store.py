@@ -8,25 +8,41 @@ finished; WAL mode plus a busy timeout lets two runs write into one file at once
 
 The file is stamped with an application id, so a file that is not a parabench
 database is refused instead of being modified.
+
+Every record row carries a checksum (sha256 over its stored values, see
+`_row_checksum`), written with the row and verified whenever records are read, and its
+derived statistics are checked against its raw samples: a damaged record is skipped
+with a warning (and listed in `Store.damaged`), never read as a silently wrong number.
+Rows written before schema version 2 have no checksum; they are "unverified", not
+damaged. SQLite errors while reading become one-line UsageErrors naming the file.
+
+`Store(path, create=False, readonly=True)` reads without writing anything: no journal
+mode switch, no -wal/-shm files where there were none.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import math
 import os
 import re
 import sqlite3
+import struct
+import sys
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import UsageError
-from .records import METRIC_COLUMNS, Record
+from .records import METRIC_COLUMNS, Record, SampleStats
 
-__all__ = ["Store", "default_db_path", "load", "utc_now"]
+__all__ = ["DamagedDatabase", "DamagedRecord", "Store", "default_db_path", "load", "utc_now"]
 
 APPLICATION_ID = 0x50524243  # "PRBC": marks a file as a parabench database
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: records.checksum
 BUSY_TIMEOUT_S = 60.0
 _LATEST = re.compile(r"latest(?:~(\d+))?")
 
@@ -79,6 +95,7 @@ CREATE TABLE IF NOT EXISTS records (
     {", ".join(f"{c} {t}" for c, t in METRIC_COLUMNS.items())},
     extra_json         TEXT,
     created_at         TEXT NOT NULL,
+    checksum           TEXT,              -- sha256 of the stored values (NULL before v2)
     UNIQUE (run_id, key)
 );
 CREATE INDEX IF NOT EXISTS records_run ON records(run_id);
@@ -101,6 +118,114 @@ CREATE TABLE IF NOT EXISTS comparisons (
 """
 
 
+#: Columns of `records` that a row's checksum covers, in a fixed order: everything it
+#: stores except its rowid and the checksum itself. NULL columns are left out of the
+#: checksummed payload, so a column added later (NULL in old rows) keeps old sums valid.
+CHECKSUM_COLUMNS = (
+    "run_id", "key", "family", "depth", "batch", "dtype", "mode", "workload", "device",
+    "img_size", "width", "status", "reason", "unit", "samples_json", "n", "median_ms",
+    "mean_ms", "p10_ms", "p90_ms", "iqr_ms", "noisy", "throughput", "params", "flops",
+    "flops_analytic", "peak_mem_allocated", "peak_mem_reserved", "peak_rss",
+    *METRIC_COLUMNS, "extra_json", "created_at",
+)
+_STAT_COLUMNS = ("median_ms", "mean_ms", "p10_ms", "p90_ms", "iqr_ms")
+
+
+class DamagedDatabase(UsageError):
+    """The file is a parabench database, but SQLite cannot read it whole (malformed
+    pages, a truncated file). `parabench check` reports it as damage (exit 1)."""
+
+
+@dataclass(frozen=True)
+class DamagedRecord:
+    """A record whose stored values fail verification; it is skipped when read."""
+
+    run_id: str
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} record {self.key}: {self.reason}"
+
+
+def _row_checksum(values: dict) -> str:
+    """sha256 over the canonical JSON of [column, value] pairs (CHECKSUM_COLUMNS order,
+    NULLs left out). Values are as SQLite returns them; REAL and TEXT round-trip exactly
+    (floats are written by repr), so a row read back gives the sum it was written with."""
+    pairs = [[c, values[c]] for c in CHECKSUM_COLUMNS if values.get(c) is not None]
+    text = json.dumps(pairs, separators=(",", ":"), ensure_ascii=True, allow_nan=True,
+                      default=repr)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _close(a, b) -> bool:
+    return (isinstance(a, (int, float)) and isinstance(b, (int, float))
+            and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12))
+
+
+def verify_row(row: dict) -> str | None:
+    """Why a raw `records` row (a column -> SQLite value mapping) is damaged, or None if
+    it is sound. Checks the checksum when the row has one, that samples and extra decode,
+    and that the derived statistics agree with the raw samples."""
+    stored = row.get("checksum")
+    if stored is not None and stored != _row_checksum(row):
+        return "checksum mismatch: stored values changed since they were written"
+    for col in ("run_id", "key", "status"):
+        if not isinstance(row.get(col), str):
+            return f"{col} is not text"
+    raw = row.get("samples_json")
+    try:
+        samples = json.loads(raw) if raw is not None else []
+        if not isinstance(samples, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in samples):
+            return "samples_json is not a list of numbers"
+    except (ValueError, TypeError):
+        return "samples_json does not decode"
+    extra = row.get("extra_json")
+    try:
+        if extra is not None and not isinstance(json.loads(extra), dict):
+            return "extra_json is not an object"
+    except (ValueError, TypeError):
+        return "extra_json does not decode"
+    if not samples:
+        if any(row.get(c) is not None for c in ("n", *_STAT_COLUMNS)):
+            return "statistics stored without samples"
+        return None
+    s = SampleStats.from_samples(samples)
+    if row.get("n") != s.n:
+        return f"n {row.get('n')!r} disagrees with the {s.n} stored samples"
+    for col, want in zip(_STAT_COLUMNS, (s.median, s.mean, s.p10, s.p90, s.iqr), strict=True):
+        if not _close(row.get(col), want):
+            return f"{col} {row.get(col)!r} disagrees with the samples ({want!r})"
+    tp, batch = row.get("throughput"), row.get("batch")
+    if tp is not None and isinstance(batch, int) and s.median:
+        if not _close(tp, batch / (s.median / 1e3)):
+            return f"throughput {tp!r} disagrees with median and batch"
+    return None
+
+
+def _lenient_text(b: bytes) -> str:
+    """text_factory for reading records: invalid UTF-8 (a damaged byte) decodes with
+    surrogate escapes instead of failing the whole query; the checksum then flags it."""
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return b.decode("utf-8", "surrogateescape")
+
+
+def _guarded(method):
+    """SQLite errors inside a Store method become one-line UsageErrors naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            raise self._usage_error(e) from None
+
+    return wrapper
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -114,8 +239,14 @@ class Store:
     """A parabench results database. Opening validates it; `create=False` refuses to
     make a new file (for commands that only read)."""
 
-    def __init__(self, path: str | Path | None = None, *, create: bool = True):
+    def __init__(self, path: str | Path | None = None, *, create: bool = True,
+                 readonly: bool = False):
         self.path = Path(path) if path is not None else default_db_path()
+        self.readonly = readonly
+        #: records skipped by the last records_frame() because they failed verification
+        self.damaged: list[DamagedRecord] = []
+        if readonly and create:
+            create = False
         if self.path.is_dir():
             raise UsageError(f"database path is a directory: {self.path}")
         exists = self.path.exists() and self.path.stat().st_size > 0
@@ -123,18 +254,87 @@ class Store:
             raise UsageError(f"no results database at {self.path}; run `python -m parabench run` first")
         if exists and not os.access(self.path, os.R_OK):
             raise UsageError(f"cannot read database {self.path}: permission denied")
+        if exists and not readonly:
+            folder = self.path.parent if str(self.path.parent) else Path(".")
+            if not os.access(self.path, os.W_OK):
+                raise UsageError(f"database {self.path} is read-only: this command needs "
+                                 "to write to it")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise UsageError(f"database {self.path} is read-only (its folder is not "
+                                 "writable): this command needs to write to it")
+        if exists:
+            self._check_size()
         if not exists:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise UsageError(f"cannot create database directory {self.path.parent}: {e}") from None
         try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+            self._conn = self._connect()
             self._check_and_init(exists)
         except sqlite3.DatabaseError as e:
+            if getattr(self, "_conn", None) is not None:
+                self._conn.close()
+            if "readonly" in str(e) or "read-only" in str(e):
+                raise UsageError(f"database {self.path} is read-only: this command needs to "
+                                 f"write to it ({e})") from None
             raise UsageError(f"{self.path} is not a usable parabench database ({e})") from None
+        except BaseException:
+            if getattr(self, "_conn", None) is not None:
+                self._conn.close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        kw = dict(timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        if not self.readonly:
+            return sqlite3.connect(self.path, **kw)
+        uri = "file:" + _uri_path(self.path.absolute())
+        wal = Path(f"{self.path}-wal")
+        if not wal.exists():
+            # no -wal: no writer has the file open and every commit is in the main file;
+            # immutable=1 reads it without creating -wal/-shm (mode=ro would create them)
+            return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, **kw)
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True, **kw)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            # a WAL database in a read-only folder without its -shm cannot be opened
+            # read-only by SQLite; read it as immutable (committed pages only)
+            conn.close()
+            return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, **kw)
+
+    def _check_size(self) -> None:
+        """A file shorter than its header says (or not a whole number of pages) was
+        truncated: refuse it in one line instead of failing at some later read."""
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(100)
+            size = self.path.stat().st_size
+        except OSError:
+            return
+        if len(head) < 100 or not head.startswith(b"SQLite format 3\0"):
+            return  # not SQLite at all: the open refuses it with its own message
+        page = struct.unpack(">H", head[16:18])[0]
+        page = 65536 if page == 1 else page
+        count, counter, valid_for = (struct.unpack(">I", head[o:o + 4])[0] for o in (28, 24, 92))
+        wal = Path(f"{self.path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            return  # pages may live in the WAL; SQLite's own checks apply
+        if page < 512 or size % page or (counter == valid_for and count and size < page * count):
+            raise DamagedDatabase(
+                f"database {self.path} is truncated or damaged: {size} bytes, its header "
+                f"says {count} pages of {page}; run `parabench check --db {self.path}`")
+
+    def _usage_error(self, e: sqlite3.DatabaseError) -> UsageError:
+        text = str(e)
+        if "readonly" in text or "read-only" in text:
+            return UsageError(f"database {self.path} is read-only: this command needs to "
+                              f"write to it ({text})")
+        if "locked" in text or "busy" in text:
+            return UsageError(f"database {self.path} is busy ({text}); try again")
+        return DamagedDatabase(f"database {self.path} is damaged or unreadable ({text}); "
+                               f"run `parabench check --db {self.path}`")
 
     # -- opening -----------------------------------------------------------------------
     def _check_and_init(self, existed: bool) -> None:
@@ -152,6 +352,10 @@ class Store:
                 f"{self.path} has schema version {version}, newer than this parabench "
                 f"({SCHEMA_VERSION}); upgrade parabench"
             )
+        if self.readonly:
+            if app_id != APPLICATION_ID:
+                raise UsageError(f"{self.path} is not a parabench database")
+            return  # nothing switched, nothing migrated: an older schema reads as it is
         c.execute("PRAGMA journal_mode=WAL")
         c.execute("PRAGMA synchronous=NORMAL")
         c.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
@@ -160,6 +364,9 @@ class Store:
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
                         c.execute(stmt)
+                cols = {r[1] for r in c.execute("PRAGMA table_info(records)")}
+                if "checksum" not in cols:  # version 1: rows stay, unverified
+                    c.execute("ALTER TABLE records ADD COLUMN checksum TEXT")
                 c.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -167,6 +374,8 @@ class Store:
     def transaction(self):
         """BEGIN IMMEDIATE takes the write lock up front, so two writers queue on the
         busy timeout instead of failing halfway through."""
+        if self.readonly:
+            raise UsageError(f"database {self.path} was opened read-only; cannot write to it")
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield self._conn
@@ -186,6 +395,7 @@ class Store:
         self.close()
 
     # -- runs ----------------------------------------------------------------------------
+    @_guarded
     def start_run(self, *, sweep: dict, preset: str | None, command: str, env: dict) -> str:
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         git = env.get("git", {})
@@ -201,12 +411,14 @@ class Store:
             )
         return run_id
 
+    @_guarded
     def finish_run(self, run_id: str, status: str) -> None:
         with self.transaction() as c:
             c.execute(
                 "UPDATE runs SET status=?, finished_at=? WHERE run_id=?", (status, utc_now(), run_id)
             )
 
+    @_guarded
     def reopen_run(self, run_id: str) -> dict:
         """Mark an earlier run as running again (for --resume) and return its row."""
         row = self.run(run_id)
@@ -214,6 +426,7 @@ class Store:
             c.execute("UPDATE runs SET status='running', finished_at=NULL WHERE run_id=?", (run_id,))
         return row
 
+    @_guarded
     def run(self, run_id: str) -> dict:
         cur = self._conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,))
         row = cur.fetchone()
@@ -221,12 +434,14 @@ class Store:
             raise UsageError(f"no run {run_id!r} in {self.path}")
         return dict(zip([d[0] for d in cur.description], row, strict=True))
 
+    @_guarded
     def latest_run_id(self) -> str | None:
         row = self._conn.execute(
             "SELECT run_id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1"
         ).fetchone()
         return row[0] if row else None
 
+    @_guarded
     def find_run(self, name: str) -> str | None:
         """The run id that `name` means, or None when no run has it: 'latest' is the
         newest run, 'latest~N' the N-th before it (as git's HEAD~N), else a run id."""
@@ -251,6 +466,7 @@ class Store:
         return rid
 
     # -- records -------------------------------------------------------------------------
+    @_guarded
     def add_record(self, run_id: str, rec: Record) -> None:
         """Insert (or replace, on resume) one point, committed at once."""
         row = {"run_id": run_id, **rec.to_row(), "created_at": utc_now()}
@@ -258,20 +474,37 @@ class Store:
         marks = ", ".join("?" for _ in row)
         with self.transaction() as c:
             c.execute(f"INSERT OR REPLACE INTO records ({cols}) VALUES ({marks})", tuple(row.values()))
+            self._seal(c, run_id, rec.key)
 
+    @staticmethod
+    def _raw_record(c, run_id: str, key: str) -> dict | None:
+        cur = c.execute("SELECT * FROM records WHERE run_id=? AND key=?", (run_id, key))
+        row = cur.fetchone()
+        return None if row is None else dict(zip([d[0] for d in cur.description], row,
+                                                 strict=True))
+
+    def _seal(self, c, run_id: str, key: str) -> None:
+        """Store the checksum of the row as SQLite now holds it (read back in the same
+        transaction, so type affinity cannot make the sum disagree with the stored row)."""
+        row = self._raw_record(c, run_id, key)
+        c.execute("UPDATE records SET checksum=? WHERE run_id=? AND key=?",
+                  (_row_checksum(row), run_id, key))
+
+    @_guarded
     def update_metrics(self, run_id: str, key: str, **metrics) -> None:
         """Fill metric columns of an existing record (profile / telemetry passes);
         names outside METRIC_COLUMNS are merged into extra_json."""
         cols = {k: v for k, v in metrics.items() if k in METRIC_COLUMNS}
         rest = {k: v for k, v in metrics.items() if k not in METRIC_COLUMNS}
         with self.transaction() as c:
-            row = c.execute(
-                "SELECT extra_json FROM records WHERE run_id=? AND key=?", (run_id, key)
-            ).fetchone()
-            if row is None:
+            raw = self._raw_record(c, run_id, key)
+            if raw is None:
                 raise KeyError(f"no record {key!r} in run {run_id!r}")
+            # reseal only a row that was sound: an unverified (pre-v2) row stays
+            # unverified, and a damaged one stays detectably damaged
+            reseal = raw.get("checksum") is not None and verify_row(raw) is None
             if rest:
-                extra = json.loads(row[0]) if row[0] else {}
+                extra = json.loads(raw["extra_json"]) if raw["extra_json"] else {}
                 extra.update(rest)
                 cols["extra_json"] = json.dumps(extra, default=str)
             if cols:
@@ -280,7 +513,10 @@ class Store:
                     f"UPDATE records SET {sets} WHERE run_id=? AND key=?",
                     (*cols.values(), run_id, key),
                 )
+                if reseal:
+                    self._seal(c, run_id, key)
 
+    @_guarded
     def done_keys(self, run_id: str) -> set[str]:
         """Keys of points that need no re-measurement on resume (errors are retried)."""
         rows = self._conn.execute(
@@ -290,6 +526,7 @@ class Store:
         return {r[0] for r in rows}
 
     # -- peaks ---------------------------------------------------------------------------
+    @_guarded
     def get_peak(self, machine: str, device: str, dtype: str) -> float | None:
         row = self._conn.execute(
             "SELECT tflops FROM peaks WHERE machine=? AND device=? AND dtype=?",
@@ -297,6 +534,7 @@ class Store:
         ).fetchone()
         return row[0] if row else None
 
+    @_guarded
     def set_peak(self, machine: str, device: str, dtype: str, tflops: float, detail=None) -> None:
         with self.transaction() as c:
             c.execute(
@@ -305,6 +543,7 @@ class Store:
             )
 
     # -- comparisons ---------------------------------------------------------------------
+    @_guarded
     def add_comparison(self, baseline: str, contender: str, result: dict) -> None:
         with self.transaction() as c:
             c.execute(
@@ -313,6 +552,7 @@ class Store:
                 (utc_now(), baseline, contender, json.dumps(result, default=str)),
             )
 
+    @_guarded
     def latest_comparison(self) -> dict | None:
         row = self._conn.execute(
             "SELECT created_at, baseline, contender, result_json FROM comparisons"
@@ -324,11 +564,14 @@ class Store:
                 "result": json.loads(row[3])}
 
     # -- reading -------------------------------------------------------------------------
+    @_guarded
     def runs_frame(self):
         import pandas as pd
 
-        return pd.read_sql_query("SELECT * FROM runs ORDER BY created_at", self._conn)
+        names, rows = self._fetch_raw("SELECT * FROM runs ORDER BY created_at")
+        return _frame(pd, rows, names)
 
+    @_guarded
     def status_counts(self) -> dict[str, dict[str, int]]:
         """{run id: {status: number of records}}, counted by SQLite (no sample decoded)."""
         out: dict[str, dict[str, int]] = {}
@@ -337,9 +580,14 @@ class Store:
             out.setdefault(rid, {})[status] = n
         return out
 
-    def records_frame(self, run_ids=None, *, status=None):
+    @_guarded
+    def records_frame(self, run_ids=None, *, status=None, verify: bool = True):
         """Records joined with their run's commit, machine and preset, one row per point.
-        `samples_ms` is decoded into a list."""
+        `samples_ms` is decoded into a list.
+
+        Each row is verified on its raw SQLite values (checksum, samples decode, stats
+        agree with samples); a damaged one is left out, warned about on stderr and
+        listed in `self.damaged`. `verify=False` skips the checks (and the warnings)."""
         import pandas as pd
 
         where, args = [], []
@@ -356,14 +604,85 @@ class Store:
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY r.id"
         )
-        df = pd.read_sql_query(sql, self._conn, params=args)
+        names, rows = self._fetch_raw(sql, args)
+        self.damaged = []
+        if verify:
+            good = []
+            for row in rows:
+                reason = verify_row(dict(zip(names, row, strict=True)))
+                if reason is None:
+                    good.append(row)
+                else:
+                    self._report(DamagedRecord(str(row[names.index("run_id")]),
+                                               str(row[names.index("key")]), reason))
+            rows = good
+        df = _frame(pd, rows, names)
+        if "checksum" in df.columns:
+            df = df.drop(columns=["checksum"])
         df["samples_ms"] = df["samples_json"].map(lambda s: json.loads(s) if isinstance(s, str) else [])
         df["extra"] = df["extra_json"].map(lambda s: json.loads(s) if isinstance(s, str) else {})
         return df.drop(columns=["samples_json", "extra_json"])
 
+    def _fetch_raw(self, sql: str, args=()) -> tuple[list[str], list[tuple]]:
+        """Column names and raw rows, text decoded leniently (see _lenient_text)."""
+        self._conn.text_factory = _lenient_text
+        try:
+            cur = self._conn.execute(sql, args)
+            return [d[0] for d in cur.description], cur.fetchall()
+        finally:
+            self._conn.text_factory = str
+
+    def _report(self, damage: DamagedRecord) -> None:
+        self.damaged.append(damage)
+        print(f"warning: {self.path}: skipping damaged {damage}", file=sys.stderr)
+
+    @_guarded
+    def verify_records(self) -> tuple[list[DamagedRecord], int, int]:
+        """Verify every record: (damaged records, number verified by checksum, number
+        unverified because written before checksums). Records whose run is missing are
+        damaged too. Reads nothing into pandas."""
+        names, rows = self._fetch_raw(
+            "SELECT r.*, u.run_id IS NOT NULL AS _has_run FROM records r"
+            " LEFT JOIN runs u ON u.run_id = r.run_id ORDER BY r.id")
+        damaged, checked, unverified = [], 0, 0
+        for row in rows:
+            d = dict(zip(names, row, strict=True))
+            reason = verify_row(d) or (None if d.pop("_has_run") else "its run is missing")
+            if reason:
+                damaged.append(DamagedRecord(str(d.get("run_id")), str(d.get("key")), reason))
+            elif d.get("checksum") is None:
+                unverified += 1
+            else:
+                checked += 1
+        return damaged, checked, unverified
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's own structural check: [] when the file is sound, else its findings."""
+        try:
+            rows = [r[0] for r in self._conn.execute("PRAGMA integrity_check")]
+        except sqlite3.DatabaseError as e:
+            return [str(e)]
+        return [] if rows == ["ok"] else rows
+
     def resolve_runs(self, names) -> list[str]:
         """Run ids for names as `find_run` reads them, each checked to exist."""
         return [self.resolve_run(n) for n in names]
+
+
+def _frame(pd, rows, names):
+    """The DataFrame pd.read_sql_query would have built from these rows."""
+    try:
+        from pandas.io.sql import _wrap_result
+
+        return _wrap_result(rows, names, coerce_float=True)
+    except (ImportError, TypeError):
+        return pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
+
+
+def _uri_path(path: Path) -> str:
+    from urllib.parse import quote
+
+    return quote(path.as_posix(), safe="/:")
 
 
 def _opt_int(v):
@@ -376,7 +695,7 @@ def load(db: str | Path | None = None, run: str | list[str] | None = None, *, st
     `run` is a run id, a list of them, or 'latest'; None means every run.
     `status` filters, e.g. 'ok'.
     """
-    with Store(db, create=False) as s:
+    with Store(db, create=False, readonly=True) as s:
         runs = [run] if isinstance(run, str) else run
         ids = s.resolve_runs(runs) if runs else None
         return s.records_frame(ids, status=status)

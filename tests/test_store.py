@@ -106,3 +106,20 @@ def test_read_only_open_does_not_create(tmp_path):
     with pytest.raises(UsageError, match="no results database"):
         Store(tmp_path / "missing.db", create=False)
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_records_frame_is_shaped_as_read_sql_query_made_it(tmp_path):
+    """Verification reads raw rows; the frame keeps the columns and dtypes callers had."""
+    db = tmp_path / "r.db"
+    with Store(db) as s:
+        rid = s.start_run(sweep={}, preset="t", command="", env={})
+        s.add_record(rid, _rec(samples=[1.25, 2.5, 3.75]))
+        s.add_record(rid, _rec(key="vit/d2", status="skipped", samples=()))
+        df = s.records_frame()
+        ref = pd.read_sql_query(
+            "SELECT r.*, u.git_commit, u.git_dirty, u.machine, u.preset,"
+            " u.created_at AS run_created_at FROM records r JOIN runs u USING (run_id)"
+            " ORDER BY r.id", s._conn).drop(columns=["samples_json", "extra_json", "checksum"])
+    assert list(df.columns) == list(ref.columns) + ["samples_ms", "extra"]
+    assert df[ref.columns].dtypes.equals(ref.dtypes)
+    pd.testing.assert_frame_equal(df[ref.columns], ref)
