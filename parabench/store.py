@@ -176,22 +176,32 @@ def verify_row(row: dict) -> str | None:
     raw = row.get("samples_json")
     try:
         samples = json.loads(raw) if raw is not None else []
+    except (ValueError, TypeError):
+        return "samples_json does not decode"
+    if stored is None:  # unverified: check the shapes the sum would otherwise vouch for
         if not isinstance(samples, list) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in samples):
             return "samples_json is not a list of numbers"
-    except (ValueError, TypeError):
-        return "samples_json does not decode"
-    extra = row.get("extra_json")
-    try:
-        if extra is not None and not isinstance(json.loads(extra), dict):
-            return "extra_json is not an object"
-    except (ValueError, TypeError):
-        return "extra_json does not decode"
+        extra = row.get("extra_json")
+        try:
+            if extra is not None and not isinstance(json.loads(extra), dict):
+                return "extra_json is not an object"
+        except (ValueError, TypeError):
+            return "extra_json does not decode"
     if not samples:
         if any(row.get(c) is not None for c in ("n", *_STAT_COLUMNS)):
             return "statistics stored without samples"
         return None
-    s = SampleStats.from_samples(samples)
+    if row.get("n") != len(samples):
+        return f"n {row.get('n')!r} disagrees with the {len(samples)} stored samples"
+    ordered = sorted(samples)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    if not _close(row.get("median_ms"), median):
+        return f"median_ms {row.get('median_ms')!r} disagrees with the samples ({median!r})"
+    if stored is not None:
+        return None  # the sum vouches for the rest: it was taken over stats made from samples
+    s = SampleStats.from_samples(samples)  # unverified row: every statistic is recomputed
     if row.get("n") != s.n:
         return f"n {row.get('n')!r} disagrees with the {s.n} stored samples"
     for col, want in zip(_STAT_COLUMNS, (s.median, s.mean, s.p10, s.p90, s.iqr), strict=True):
