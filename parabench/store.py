@@ -230,7 +230,7 @@ def _guarded(method):
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             raise self._usage_error(e) from None
 
     return wrapper
@@ -282,13 +282,14 @@ class Store:
         try:
             self._conn = self._connect()
             self._check_and_init(exists)
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             if getattr(self, "_conn", None) is not None:
                 self._conn.close()
-            if "readonly" in str(e) or "read-only" in str(e):
+            text = " ".join(str(e).split())[:160]
+            if "readonly database" in text:
                 raise UsageError(f"database {self.path} is read-only: this command needs to "
-                                 f"write to it ({e})") from None
-            raise UsageError(f"{self.path} is not a usable parabench database ({e})") from None
+                                 f"write to it ({text})") from None
+            raise UsageError(f"{self.path} is not a usable parabench database ({text})") from None
         except BaseException:
             if getattr(self, "_conn", None) is not None:
                 self._conn.close()
@@ -336,12 +337,16 @@ class Store:
                 f"database {self.path} is truncated or damaged: {size} bytes, its header "
                 f"says {count} pages of {page}; run `parabench check --db {self.path}`")
 
-    def _usage_error(self, e: sqlite3.DatabaseError) -> UsageError:
-        text = str(e)
-        if "readonly" in text or "read-only" in text:
+    def _usage_error(self, e: Exception) -> UsageError:
+        text = " ".join(str(e).split())
+        text = text if len(text) <= 160 else text[:157] + "..."
+        name = getattr(e, "sqlite_errorname", "") or ""
+        if isinstance(e, UnicodeDecodeError) or "malformed" in text:
+            pass  # damage, below
+        elif name.startswith("SQLITE_READONLY") or "readonly database" in text:
             return UsageError(f"database {self.path} is read-only: this command needs to "
                               f"write to it ({text})")
-        if "locked" in text or "busy" in text:
+        elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or text == "database is locked":
             return UsageError(f"database {self.path} is busy ({text}); try again")
         return DamagedDatabase(f"database {self.path} is damaged or unreadable ({text}); "
                                f"run `parabench check --db {self.path}`")
@@ -610,23 +615,25 @@ class Store:
             args += statuses
         sql = (
             "SELECT r.*, u.git_commit, u.git_dirty, u.machine, u.preset,"
-            " u.created_at AS run_created_at FROM records r JOIN runs u USING (run_id)"
+            " u.created_at AS run_created_at, u.run_id IS NOT NULL AS _run_found"
+            " FROM records r LEFT JOIN runs u ON u.run_id = r.run_id"
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY r.id"
         )
         names, rows = self._fetch_raw(sql, args)
         self.damaged = []
-        if verify:
-            good = []
-            for row in rows:
-                reason = verify_row(dict(zip(names, row, strict=True)))
-                if reason is None:
-                    good.append(row)
-                else:
-                    self._report(DamagedRecord(str(row[names.index("run_id")]),
-                                               str(row[names.index("key")]), reason))
-            rows = good
-        df = _frame(pd, rows, names)
+        good = []
+        for row in rows:
+            # a record whose run is gone (a damaged run id on either side) is damaged too
+            reason = verify_row(dict(zip(names, row, strict=True))) if verify else None
+            if reason is None and not row[-1]:
+                reason = "its run is missing" if verify else "skip"
+            if reason is None:
+                good.append(row[:-1])
+            elif verify:
+                self._report(DamagedRecord(str(row[names.index("run_id")]),
+                                           str(row[names.index("key")]), reason))
+        df = _frame(pd, good, names[:-1])
         if "checksum" in df.columns:
             df = df.drop(columns=["checksum"])
         df["samples_ms"] = df["samples_json"].map(lambda s: json.loads(s) if isinstance(s, str) else [])
@@ -670,8 +677,8 @@ class Store:
         """SQLite's own structural check: [] when the file is sound, else its findings."""
         try:
             rows = [r[0] for r in self._conn.execute("PRAGMA integrity_check")]
-        except sqlite3.DatabaseError as e:
-            return [str(e)]
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
+            return [" ".join(str(e).split())[:160]]
         return [] if rows == ["ok"] else rows
 
     def resolve_runs(self, names) -> list[str]:
