@@ -38,7 +38,7 @@ def main(args) -> int:
 def _list_runs(args) -> int:
     from ..store import Store
 
-    with Store(args.db, create=False) as store:
+    with Store(args.db, create=False, readonly=True) as store:
         runs = store.runs_frame()
         counts = store.status_counts()
     if runs.empty:

@@ -123,7 +123,7 @@ def run_compare(a: str, b: str, *, db=None, asv_results=None, repo=".",
     db_path = Path(db) if db is not None else default_db_path()
     store = None
     if not prefer_asv and db_path.exists():
-        store = Store(db_path, create=False)
+        store = Store(db_path, create=False, readonly=not save)
     elif db is not None and not prefer_asv:
         raise UsageError(f"no results database at {db_path}")
     try:

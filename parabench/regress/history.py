@@ -103,7 +103,7 @@ def load_store_history(db=None):
 
     from ..store import Store
 
-    with Store(db, create=False) as s:
+    with Store(db, create=False, readonly=True) as s:
         df = s.records_frame(status="ok")
     if df.empty:
         return _empty_history()

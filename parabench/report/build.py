@@ -56,7 +56,7 @@ def build_report(db=None, run_ids=None, out=None, asv_results=None) -> ReportRes
     """Write the report for `run_ids` (default: the latest run) of database `db` into
     `out` (default: reports/<run id>, or reports/latest when no run was named)."""
     t0 = time.perf_counter()
-    with Store(db, create=False) as store:
+    with Store(db, create=False, readonly=True) as store:
         if run_ids:
             ids = store.resolve_runs(run_ids)
         else:
