@@ -281,3 +281,21 @@ def test_run_ids_that_are_not_file_names_never_reach_a_path():
     for evil in ("../../X", "/etc", ".hidden", "a/b"):
         with pytest.raises(UsageError, match="cannot be used as a file name"):
             point_trace_dir("tr", evil, "vit/d1")
+
+
+def test_resume_with_a_path_like_run_id_never_writes_outside_the_trace_dir(tmp_path, capsys):
+    import sqlite3 as sq
+
+    db = tmp_path / "r.db"
+    assert _exit_code(["run", "--family", "vit", "--depth", "1,2", "--min-time", "0",
+                       "--min-samples", "3", "--no-progress", "--db", str(db)]) == 0
+    con = sq.connect(db)
+    con.execute("UPDATE runs SET run_id='../../X'")
+    con.execute("UPDATE records SET run_id='../../X'")
+    con.commit()
+    con.close()
+    capsys.readouterr()
+    assert _exit_code(["run", "--resume", "../../X", "--profile", "--trace-dir",
+                       str(tmp_path / "tr"), "--db", str(db)]) == 2
+    assert "cannot be used as a file name" in _err_line(capsys)
+    assert not (tmp_path.parent / "X").exists()

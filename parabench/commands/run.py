@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import one_line
-from ..outputs import prepare_output_dir
+from ..outputs import prepare_output_dir, safe_name
 from ._options import add_db, add_sweep_args, sweep_flags_given, sweep_from_args
 
 
@@ -43,6 +43,8 @@ def main(args) -> int:
     else:
         sweep = preflight(sweep_from_args(args))  # bad flags: refused before any file is made
     if args.profile:
+        if args.resume:
+            safe_name(args.resume)  # it names the trace folder: refuse '../x' up front
         prepare_output_dir(Path(args.trace_dir), "--trace-dir")
     if not args.resume:
         store = Store(args.db)
