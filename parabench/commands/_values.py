@@ -29,11 +29,15 @@ def str_list(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
-def positive_int(text: str) -> int:
+def _parse(text: str, convert, what: str):
     try:
-        v = int(text)
+        return convert(text)
     except ValueError:
-        _fail(f"expected an integer, got {text!r}")
+        _fail(f"expected {what}, got {text!r}")
+
+
+def positive_int(text: str) -> int:
+    v = _parse(text, int, "an integer")
     if v < 1:
         _fail(f"must be >= 1, got {v}")
     return v
@@ -41,10 +45,7 @@ def positive_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     """A finite number > 0 (nan and inf refused)."""
-    try:
-        v = float(text)
-    except ValueError:
-        _fail(f"expected a number, got {text!r}")
+    v = _parse(text, float, "a number")
     if not 0 < v < float("inf"):
         _fail(f"must be a finite number > 0, got {text}")
     return v
@@ -72,10 +73,7 @@ def threshold(text: str) -> float:
 
 def probability(text: str) -> float:
     """A significance level in (0, 1)."""
-    try:
-        v = float(text)
-    except ValueError:
-        _fail(f"expected a probability, got {text!r}")
+    v = _parse(text, float, "a probability")
     if not 0 < v < 1:
         _fail(f"alpha must be in (0, 1), got {v:g}")
     return v
