@@ -55,12 +55,10 @@ with Store(sys.argv[1]) as s:
     rid = s.start_run(sweep=json.loads(run["sweep_json"]), preset="planted-8x",
                       command="ci_regression_smoke planted slowdown", env=json.loads(run["env_json"]))
     for r in s.records_frame([base]).itertuples():
-        slow = r.family == "paraformer-fused"
-        s.add_record(rid, Record(
-            key=r.key, family=r.family, depth=r.depth, batch=r.batch, dtype=r.dtype, mode=r.mode,
-            workload=r.workload, device=r.device, img_size=r.img_size, width=r.width,
-            status=r.status, reason=r.reason,
-            samples_ms=[t * (8 if slow else 1) for t in r.samples_ms]))
+        rec = Record.from_row(r)  # the stored point, with its samples slowed down below
+        if rec.family == "paraformer-fused":
+            rec.samples_ms = [t * 8 for t in rec.samples_ms]
+        s.add_record(rid, rec)
     s.finish_run(rid, "finished")
 PY
 expect 1 "$tmp/slow.github" -- $PY -m parabench compare latest~1 latest --db "$db" \
