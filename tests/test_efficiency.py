@@ -17,6 +17,21 @@ from parabench.measure.efficiency import (
 from parabench.store import Store
 
 
+@pytest.fixture
+def tf32_switches():
+    """Set torch's two TF32 switches for one test, and put them back after it."""
+    import torch
+
+    mm, conv = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = (mm.allow_tf32, conv.allow_tf32)
+
+    def set_switches(matmul: bool, cudnn: bool):
+        mm.allow_tf32, conv.allow_tf32 = matmul, cudnn
+
+    yield set_switches
+    mm.allow_tf32, conv.allow_tf32 = saved
+
+
 def test_achieved_tflops_arithmetic():
     # 1 GFLOP per image, batch 4, 2 ms -> 2 TFLOP/s
     assert achieved_tflops(1e9, 4, 2.0) == pytest.approx(2.0)
@@ -29,6 +44,9 @@ def test_cpu_peak_is_sane():
     tflops, detail = measure_peak("cpu", "float32", size=512, min_time_s=0.2)
     assert 1e-4 < tflops < 20  # 2 cores: tens of GFLOP/s; anything in range is a real number
     assert detail["size"] == 512 and detail["reps"] >= 3 and detail["threads"] >= 1
+    # the peak is the median call, not the luckiest one
+    assert tflops == pytest.approx(2 * 512**3 / detail["median_s"] / 1e12)
+    assert detail["median_s"] >= detail["best_s"]
 
 
 def test_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
@@ -63,8 +81,32 @@ def test_efficiency_pass(tmp_path, monkeypatch):
     assert out["peak_source"] == "measured" and out["flops_factor"] == 1.0
 
 
+@pytest.mark.parametrize("matmul_tf32, cudnn_tf32, key", [
+    (False, True, "float32+tf32conv"),  # torch's defaults: convolutions on TF32, matmuls not
+    (True, True, "float32+tf32mm+tf32conv"),
+    (False, False, "float32"),
+    (True, False, "float32+tf32mm"),
+])
+def test_cuda_peak_key_names_both_tf32_switches(tf32_switches, matmul_tf32, cudnn_tf32, key):
+    tf32_switches(matmul_tf32, cudnn_tf32)
+    assert peak_key("cuda", "float32") == ("cuda", key)
+    assert peak_key("cuda", "bfloat16") == ("cuda", "bfloat16")  # TF32 is a float32 matter
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
 def test_gpu_peak_is_sane():
     tflops, detail = measure_peak("cuda", "bfloat16")
     assert 1 < tflops < 5000 and detail["size"] == 8192
+    assert detail["median_s"] >= detail["best_s"] and detail["bursts"] >= 5
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_gpu_float32_peak_uses_tf32_when_convolutions_do(tf32_switches):
+    import torch
+
+    tf32_switches(False, True)
+    tf32, detail = measure_peak("cuda", "float32", size=4096)
+    assert detail["tf32"] is True
+    assert torch.backends.cuda.matmul.allow_tf32 is False  # the switch is restored

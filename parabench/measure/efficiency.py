@@ -6,14 +6,21 @@ for the input gradient and one for the weight gradient per forward matmul; the
 optimizer's elementwise update is negligible next to them).
 
 The peak is a large matmul in the run's dtype, measured once per (machine, device,
-dtype) and cached in the store's `peaks` table: GPU 8192^2 timed with CUDA events; CPU
-2048^2 (halved while one call takes over half the time budget, e.g. bfloat16 without
-fast CPU kernels) timed with
-perf_counter for about a second. The best repetition is the peak. On CPU the thread
-count is part of the device key ("cpu-2t"); on CUDA float32 the TF32 setting is part
-of the dtype key ("float32+tf32"), as both change the peak. A peak measured while other
-processes load the machine is too low and stays cached: delete the row from `peaks`
-(or use a fresh database) to re-measure.
+dtype) and cached in the store's `peaks` table: GPU 8192^2, timed with CUDA events
+around bursts of back-to-back calls; CPU 2048^2 (halved while one call takes over half
+the time budget, e.g. bfloat16 without fast CPU kernels) timed with perf_counter for
+about a second. The peak is the *median* per-call time, not the best single call: a
+lucky repetition (boost clock, an idle neighbour) is not what the machine sustains.
+
+On CPU the thread count is part of the device key ("cpu-2t"). On CUDA float32 two
+switches decide whether work runs on TF32 tensor cores: `torch.backends.cuda.matmul.
+allow_tf32` (matmuls: the transformers) and `torch.backends.cudnn.allow_tf32`
+(convolutions: ResNet; on by default). Both are in the dtype key
+("float32+tf32mm+tf32conv"), and the peak is measured with TF32 allowed whenever
+either switch is on, so a convolution net on TF32 is never divided by an IEEE peak
+(which gave fractions above 1). A peak measured while other processes load the machine
+is too low and stays cached: delete the row from `peaks` (or use a fresh database) to
+re-measure.
 """
 from __future__ import annotations
 
@@ -38,32 +45,63 @@ def peak_key(device: str, dtype: str) -> tuple[str, str]:
     import torch
 
     if device.startswith("cuda"):
-        tf32 = dtype == "float32" and torch.backends.cuda.matmul.allow_tf32
-        return "cuda", dtype + ("+tf32" if tf32 else "")
+        return "cuda", dtype + "".join(f"+{name}" for name in _tf32_switches_on(dtype))
     return f"cpu-{torch.get_num_threads()}t", dtype
 
 
-def _matmul_cuda(n: int, dtype, min_time_s: float) -> tuple[float, dict]:
+def _tf32_switches_on(dtype: str) -> list[str]:
+    """Which TF32 switches apply to a float32 CUDA run: 'tf32mm' (matmuls), 'tf32conv'."""
     import torch
 
-    a = torch.randn(n, n, device="cuda", dtype=dtype)
-    b = torch.randn(n, n, device="cuda", dtype=dtype)
-    c = torch.empty(n, n, device="cuda", dtype=dtype)
-    for _ in range(3):
-        torch.mm(a, b, out=c)
-    torch.cuda.synchronize()
-    times = []
-    t0 = time.perf_counter()
-    while len(times) < 10 or (time.perf_counter() - t0 < min_time_s and len(times) < 200):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        torch.mm(a, b, out=c)
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e) / 1e3)
+    if dtype != "float32":
+        return []
+    on = []
+    if torch.backends.cuda.matmul.allow_tf32:
+        on.append("tf32mm")
+    if torch.backends.cudnn.allow_tf32:
+        on.append("tf32conv")
+    return on
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+#: matmuls per timed burst on the GPU: back to back, as a model's GEMMs run, so the
+#: number is what the GPU sustains rather than one call after an idle gap
+_BURST = 10
+
+
+def _matmul_cuda(n: int, dtype, min_time_s: float, *, allow_tf32: bool) -> tuple[float, dict]:
+    import torch
+
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    try:
+        a = torch.randn(n, n, device="cuda", dtype=dtype)
+        b = torch.randn(n, n, device="cuda", dtype=dtype)
+        c = torch.empty(n, n, device="cuda", dtype=dtype)
+        for _ in range(3):
+            torch.mm(a, b, out=c)
+        torch.cuda.synchronize()
+        per_call = []
+        t0 = time.perf_counter()
+        while len(per_call) < 5 or (time.perf_counter() - t0 < min_time_s and len(per_call) < 100):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            for _ in range(_BURST):
+                torch.mm(a, b, out=c)
+            e.record()
+            e.synchronize()
+            per_call.append(s.elapsed_time(e) / 1e3 / _BURST)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
     del a, b, c
     torch.cuda.empty_cache()
-    return min(times), {"reps": len(times)}
+    return _median(per_call), {"bursts": len(per_call), "calls_per_burst": _BURST,
+                               "tf32": allow_tf32, "best_s": min(per_call)}
 
 
 def _matmul_cpu(n: int, dtype, min_time_s: float) -> tuple[float, dict]:
@@ -79,7 +117,7 @@ def _matmul_cpu(n: int, dtype, min_time_s: float) -> tuple[float, dict]:
         t = time.perf_counter()
         torch.mm(a, b, out=c)
         times.append(time.perf_counter() - t)
-    return min(times), {"reps": len(times)}
+    return _median(times), {"reps": len(times), "best_s": min(times)}
 
 
 def measure_peak(device: str, dtype: str, *, size: int | None = None,
@@ -90,7 +128,8 @@ def measure_peak(device: str, dtype: str, *, size: int | None = None,
     tdtype = getattr(torch, dtype)
     if device.startswith("cuda"):
         n = size or 8192
-        best, detail = _matmul_cuda(n, tdtype, min_time_s / 2)
+        per_call, detail = _matmul_cuda(n, tdtype, min_time_s / 2,
+                                        allow_tf32=bool(_tf32_switches_on(dtype)))
     else:
         n = size or 2048
         if size is None:  # a dtype without fast kernels here: shrink until a call is quick
@@ -101,10 +140,10 @@ def measure_peak(device: str, dtype: str, *, size: int | None = None,
                 if time.perf_counter() - t < min_time_s / 2:
                     break
                 n //= 2
-        best, detail = _matmul_cpu(n, tdtype, min_time_s)
+        per_call, detail = _matmul_cpu(n, tdtype, min_time_s)
         detail["threads"] = torch.get_num_threads()
-    tflops = 2.0 * n**3 / best / 1e12
-    detail.update(size=n, dtype=dtype, best_s=best, method="matmul")
+    tflops = 2.0 * n**3 / per_call / 1e12
+    detail.update(size=n, dtype=dtype, median_s=per_call, method="matmul, median call")
     return tflops, detail
 
 
