@@ -77,14 +77,15 @@ def measure_point(point: Point, sweep: Sweep, *, passes=(), run_id="", store=Non
         rec.params, rec.flops, rec.flops_analytic = (
             info["params"], info["flops"], info["flops_analytic"]
         )
-        with prepared(point, sweep) as prep:
-            with PeakMemory(sweep.device) as pm:
-                rec.samples_ms = measure(
-                    prep.step, device=sweep.device, warmup=sweep.warmup,
-                    min_samples=sweep.min_samples, max_samples=sweep.max_samples,
-                    min_time_s=sweep.min_time_s,
-                )
+        pm = PeakMemory(sweep.device)  # opened by prepared(), before capture or compile
+        with prepared(point, sweep, peak=pm) as prep:
+            rec.samples_ms = measure(
+                prep.step, device=sweep.device, warmup=sweep.warmup,
+                min_samples=sweep.min_samples, max_samples=sweep.max_samples,
+                min_time_s=sweep.min_time_s,
+            )
             mem = pm.result()
+            rec.extra.update(prep.evidence())
             rec.peak_mem_allocated = mem["peak_mem_allocated"]
             rec.peak_mem_reserved = mem["peak_mem_reserved"]
             rec.peak_rss = mem["peak_rss"]

@@ -5,13 +5,28 @@ removes per-kernel launch overhead) and `compile` (torch.compile). Workloads: `i
 (forward under inference mode) and `train` (forward, cross-entropy, backward, AdamW
 step). A combination this device or build cannot do is reported by `unsupported()`
 as a reason string, which the runner stores as a `skipped` row.
+
+torch.compile must never run eager while the row says "compile". Dynamo keeps its
+caches per code object for the whole process, and every model of a family shares the
+same `forward` code, so across points it recompiles until its recompile limit, after
+which it silently runs the frame eagerly. So each compile point starts from a reset
+Dynamo, compiles with static shapes (a benchmark's shapes do not change), turns a hit
+of the recompile limit into an error, and `compile_evidence()` reports how many graphs
+were compiled: none at all is an error, not a fast "compile" number.
 """
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
 
-__all__ = ["make_step", "unsupported"]
+__all__ = ["COMPILE_BACKEND", "CompileFellBack", "compile_evidence", "make_step", "unsupported"]
+
+#: torch.compile's backend for `compile` points (tests switch to "eager" to stay fast)
+COMPILE_BACKEND = "inductor"
+
+
+class CompileFellBack(RuntimeError):
+    """A `compile` point ran without any compiled graph: its timing would be eager's."""
 
 
 def unsupported(mode: str, workload: str, device: str) -> str | None:
@@ -75,11 +90,33 @@ def _graph_forward(model, x) -> Callable[[], object]:
     return graph.replay
 
 
-def make_step(model, x, *, mode: str, workload: str, num_classes: int) -> Callable[[], object]:
+def _compiled(model):
     import torch
+    from torch._dynamo.utils import counters
 
+    torch._dynamo.reset()  # no cache entries or recompiles from earlier points
+    counters.clear()  # reset() keeps the counters; compile_evidence() reads this point's
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
+    return torch.compile(model, backend=COMPILE_BACKEND, dynamic=False)
+
+
+def compile_evidence() -> dict:
+    """What Dynamo compiled since the point's reset; raise CompileFellBack if nothing.
+    Call it after the step has run (compilation happens on the first call)."""
+    from torch._dynamo.utils import counters
+
+    graphs = int(counters["stats"]["unique_graphs"])
+    breaks = sum(counters["graph_break"].values())
+    if graphs == 0:
+        raise CompileFellBack("torch.compile compiled no graph for this point (it would have "
+                              "run eagerly); see TORCH_LOGS=recompiles,graph_breaks")
+    return {"compiled_graphs": graphs, "graph_breaks": int(breaks),
+            "compile_backend": COMPILE_BACKEND}
+
+
+def make_step(model, x, *, mode: str, workload: str, num_classes: int) -> Callable[[], object]:
     if mode == "compile":
-        model = torch.compile(model)
+        model = _compiled(model)
     if workload == "train":
         return _train_step(model, x, num_classes)
     if mode == "graph":

@@ -22,14 +22,19 @@ def _read_status_kb(field: str) -> int | None:
 
 
 class PeakMemory:
-    """Context manager: `with PeakMemory(device) as pm: ...`; then pm.result() gives
-    {peak_mem_allocated, peak_mem_reserved, peak_rss, rss_peak_is_lifetime}."""
+    """`pm.start()` (or `with PeakMemory(device) as pm:`) opens the window; then
+    pm.result() gives {peak_mem_allocated, peak_mem_reserved, peak_rss,
+    rss_peak_is_lifetime} since the start."""
 
     def __init__(self, device: str):
         self.device = device
         self.rss_reset = False
+        self.started = False
 
     def __enter__(self):
+        return self.start()
+
+    def start(self):
         if self.device.startswith("cuda"):
             import torch
 
@@ -40,12 +45,15 @@ class PeakMemory:
             self.rss_reset = True
         except OSError:
             self.rss_reset = False
+        self.started = True
         return self
 
     def __exit__(self, *exc):
         return False
 
     def result(self) -> dict:
+        if not self.started:
+            raise RuntimeError("PeakMemory.result() before start(): the window never opened")
         out = {"peak_mem_allocated": None, "peak_mem_reserved": None}
         if self.device.startswith("cuda"):
             import torch

@@ -6,14 +6,28 @@ seeded input, the timed step for the mode and workload, the width's class count.
 `prepared()` does that and, on exit, drops every reference it made (model, input, step,
 a captured CUDA graph and its memory pool) *before* freeing memory, so the next point's
 peak is its own.
+
+A peak-memory window, when given, opens after the weights and input exist and *before*
+the step is made: a CUDA graph allocates every activation while it is captured (its
+replays allocate nothing), and torch.compile's first calls happen there too, so a
+window opened later would show graph rows with weights and input only.
+
+On CUDA it runs points the way their users do: cudnn.benchmark on (the warm-up picks
+the convolution algorithms before any capture or timing) and ResNet in channels_last;
+both are recorded in the row. Building is the slow part of a GPU sweep (initialising
+weights on the CPU), and consecutive points share a (family, depth): the model is
+built once, kept on the CPU, and each point copies it to the GPU. On the CPU every
+point builds its own, so a kept copy never shows in the process's peak RSS.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
-from .device import free_memory
+from .device import free_memory, is_cuda
 
 __all__ = ["PointUnsupported", "Prepared", "prepared"]
 
@@ -31,23 +45,75 @@ class Prepared:
     model: object
     x: object
     step: Callable[[], object]
+    #: how the point was run, beyond its key (memory format, cudnn.benchmark): for the row
+    settings: dict = field(default_factory=dict)
 
     @property
     def device(self) -> str:
         return self.sweep.device
 
+    def evidence(self) -> dict:
+        """The settings, and for a compile point what was compiled (raises if nothing
+        was). Call after the step has run."""
+        out = dict(self.settings)
+        if self.point.mode == "compile":
+            from ..workloads import compile_evidence
+
+            out.update(compile_evidence())
+        return out
+
+
+@lru_cache(maxsize=1)
+def _cpu_template(family: str, depth: int, width: str, img_size: int):
+    """The float32 model on the CPU, built once for a run of points that share it."""
+    import torch
+
+    from ..catalog import build
+
+    torch.manual_seed(0)
+    return build(family, depth, width=width, img_size=img_size)
+
+
+def _build(point, sweep, dtype):
+    import torch
+
+    if not is_cuda(sweep.device):
+        _cpu_template.cache_clear()  # a kept copy would count in this point's peak RSS
+        from ..catalog import build
+
+        torch.manual_seed(0)
+        return build(point.family, point.depth, width=sweep.width, img_size=sweep.img_size,
+                     device=sweep.device, dtype=dtype)
+    template = _cpu_template(point.family, point.depth, sweep.width, sweep.img_size)
+    return copy.deepcopy(template).to(device=sweep.device, dtype=dtype)
+
+
+def _cuda_settings(point, model, x):
+    """cudnn.benchmark for every CUDA point; channels_last for ResNet (its convolutions'
+    fast layout on tensor cores). Returns (model, x, settings for the row)."""
+    import torch
+
+    torch.backends.cudnn.benchmark = True
+    settings = {"cudnn_benchmark": True, "memory_format": "contiguous"}
+    if point.family == "resnet":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+        settings["memory_format"] = "channels_last"
+    return model, x, settings
+
 
 @contextmanager
-def prepared(point, sweep) -> Iterator[Prepared]:
+def prepared(point, sweep, *, peak=None) -> Iterator[Prepared]:
     """Build `point` as `sweep` describes it; yield a Prepared; free it all on exit.
 
+    `peak`, a measure.memory.PeakMemory, is started once weights and input exist and
+    before the step is made (so graph capture and compilation are inside its window).
     Raises PointUnsupported (before building anything) for a combination this device
     cannot run, UsageError for a model that cannot be built; anything else comes from
     building or capturing and is the caller's to turn into a row.
     """
     import torch
 
-    from ..catalog import build
     from ..config import WIDTHS
     from ..workloads import make_step, unsupported
     from .timing import make_input
@@ -60,13 +126,16 @@ def prepared(point, sweep) -> Iterator[Prepared]:
     dtype = getattr(torch, point.dtype)
     prep = None
     try:
-        torch.manual_seed(0)
-        model = build(point.family, point.depth, width=sweep.width, img_size=sweep.img_size,
-                      device=sweep.device, dtype=dtype)
+        model = _build(point, sweep, dtype)
         x = make_input(point.batch, sweep.img_size, sweep.device, dtype)
+        settings = {}
+        if is_cuda(sweep.device):
+            model, x, settings = _cuda_settings(point, model, x)
+        if peak is not None:
+            peak.start()
         step = make_step(model, x, mode=point.mode, workload=point.workload,
                          num_classes=WIDTHS[sweep.width].num_classes)
-        prep = Prepared(point, sweep, model, x, step)
+        prep = Prepared(point, sweep, model, x, step, settings)
         del model, x, step
         yield prep
     finally:
