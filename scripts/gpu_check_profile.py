@@ -86,7 +86,7 @@ def _direct_telemetry(out: Path) -> str:
                             timing={"warmup": 3, "min_samples": 20, "max_samples": 500,
                                     "min_time_s": 0.5})
     (out / "telemetry_direct.json").write_text(json.dumps(res, indent=2, default=str))
-    keys = ("energy_j_per_image", "mean_power_w", "power_w_mean", "sm_util_mean",
+    keys = ("energy_j_per_image", "mean_power_w", "power_w_mean", "gpu_busy_pct_mean",
             "sm_clock_mhz_mean", "throttled", "throttle_reasons", "telemetry_samples",
             "sample_interval_ms", "sampler_latency_ratio", "telemetry_missing")
     return "direct telemetry (vit d12 b64 bf16): " + json.dumps(

@@ -18,9 +18,12 @@ class NVMLError(Exception):
 
 
 def make_fake_pynvml(*, watts: float = 250.0, reasons: int = 0x4, energy: bool = True,
-                     temperature: bool = True, throttle_name: str = "event") -> types.ModuleType:
+                     temperature: bool = True, throttle_name: str = "event",
+                     instant_watts: float | None = None) -> types.ModuleType:
     """A module with the pynvml calls parabench uses. Energy grows at `watts` from the
-    moment of nvmlInit, so J/image is predictable; `calls` counts every call."""
+    moment of nvmlInit, so J/image is predictable; `calls` counts every call. With
+    `instant_watts` the instantaneous power field exists (and reads differently from
+    the averaged power usage, so a test can tell which was read)."""
     m = types.ModuleType("pynvml")
     m.NVMLError = NVMLError
     m.calls = {}
@@ -57,6 +60,16 @@ def make_fake_pynvml(*, watts: float = 250.0, reasons: int = 0x4, energy: bool =
     reasons_name = ("nvmlDeviceGetCurrentClocksEventReasons" if throttle_name == "event"
                     else "nvmlDeviceGetCurrentClocksThrottleReasons")
     counted(reasons_name, lambda h: reasons)
+    def field_values(h, ids):
+        out = []
+        for fid in ids:
+            ok = fid == 186 and instant_watts is not None  # NVML_FI_DEV_POWER_INSTANT
+            value = types.SimpleNamespace(uiVal=int((instant_watts or 0) * 1000))
+            out.append(types.SimpleNamespace(fieldId=fid, nvmlReturn=0 if ok else 3,
+                                             valueType=1, value=value))
+        return out
+
+    counted("nvmlDeviceGetFieldValues", field_values)
     if energy:
         counted("nvmlDeviceGetTotalEnergyConsumption",
                 lambda h: int((time.perf_counter() - state["t0"]) * watts * 1000))

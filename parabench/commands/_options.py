@@ -70,7 +70,8 @@ def add_sweep_args(p, *, timing: bool = True) -> None:
     else:
         p.set_defaults(warmup=None, min_samples=None, max_samples=None, min_time_s=None)
     p.add_argument("--no-telemetry", dest="telemetry", action="store_false",
-                   help="skip the NVML energy/telemetry pass on GPU")
+                   help="skip the NVML energy/telemetry pass on GPU (it runs at the sweep's "
+                   "largest batch, about a second per point)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 

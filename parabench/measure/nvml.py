@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["Missing", "cuda_handle", "describe", "handle", "query", "query_any", "reset", "status"]
+__all__ = ["FI_DEV_POWER_INSTANT", "Missing", "cuda_handle", "describe", "field_value", "handle",
+           "query", "query_any", "reset", "status"]
+
+#: nvmlFieldValues id of the instantaneous board power (mW), NVML_FI_DEV_POWER_INSTANT
+FI_DEV_POWER_INSTANT = 186
 
 _lock = threading.Lock()
 _state: dict = {"tried": False, "lib": None, "reason": None}
@@ -82,6 +86,25 @@ def query_any(fn_names, *args):
         if getattr(lib, name, None) is not None:
             return query(name, *args)
     return Missing(f"none of {', '.join(fn_names)} is in this nvidia-ml-py version")
+
+
+#: nvmlValueType_t -> the member of the value union that holds it
+_VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal"}
+
+
+def field_value(h, field_id: int, name: str):
+    """One NVML field value (nvmlDeviceGetFieldValues) as a number, or Missing: a field
+    the GPU or driver does not have comes back per field, not as an exception."""
+    got = query("nvmlDeviceGetFieldValues", h, [field_id])
+    if isinstance(got, Missing):
+        return got
+    try:
+        fv = got[0]
+        if fv.nvmlReturn != 0:
+            return Missing(f"field {name} not supported (NVML return {fv.nvmlReturn})")
+        return getattr(fv.value, _VALUE_MEMBERS[fv.valueType])
+    except (IndexError, AttributeError, KeyError) as e:
+        return Missing(f"field {name}: unreadable value ({_error_text(e)})")
 
 
 def reset() -> None:
