@@ -51,32 +51,36 @@ def _gpu_trace(kernels, *, steps=((0, 100), (100, 100)), sync=((60, 40), (160, 4
 
 
 def test_summary_of_a_launch_bound_gpu_trace():
-    kernels = [(20, 10, "gemm"), (40, 10, "gemm"), (45, 10, "relu"), (120, 10, "gemm")]
+    kernels = [(20, 5, "gemm"), (40, 5, "relu"), (120, 5, "gemm"), (140, 5, "relu")]
     s = summarize_trace(_gpu_trace(kernels))
     assert s["profile_unit"] == "kernels" and s["profiled_steps"] == 2
     assert s["kernels_per_forward"] == 2.0
-    # union of [20,30], [40,55], [120,130] = 35 us of a 200 us window
-    assert s["gpu_busy_fraction"] == pytest.approx(35 / 200)
+    # per call: 10 us of kernels over the 25 us from the first kernel's start to the last's end
+    assert s["gpu_busy_fraction"] == pytest.approx(20 / 50)
     assert s["launch_bound"] is True
     # host time per step minus the time blocked in cudaDeviceSynchronize
     assert s["cpu_dispatch_ms"] == pytest.approx((200 - 80) / 2 / 1e3)
     assert s["ops_per_forward"] == 2.0 and s["aten_calls_per_forward"] == 3.0
     assert s["top_kernels"][0]["name"] == "gemm"
-    assert s["top_kernels"][0]["gpu_ms_per_forward"] == pytest.approx(15 / 1e3)
+    assert s["top_kernels"][0]["gpu_ms_per_forward"] == pytest.approx(5 / 1e3)
     top = {o["name"]: o for o in s["top_ops"]}
     assert top["aten::linear"]["self_ms_per_forward"] == pytest.approx(10 / 1e3)  # 20 - child 10
 
 
-def test_summary_of_a_busy_gpu_trace():
-    kernels = [(0, 95, "gemm"), (100, 100, "gemm")]
+def test_busy_fraction_leaves_out_the_harness_between_calls():
+    """Back-to-back kernels inside each call, long gaps between calls (timing events,
+    the sync after each call): the GPU is fully busy while a forward runs. Over the
+    whole window it would read 120/200 and call a GPU-bound forward launch-bound."""
+    kernels = [(10, 40, "gemm"), (50, 20, "gemm"), (110, 60, "gemm")]
     s = summarize_trace(_gpu_trace(kernels))
-    assert s["gpu_busy_fraction"] == pytest.approx(195 / 200)
+    assert s["gpu_busy_fraction"] == pytest.approx(1.0)
     assert s["launch_bound"] is False
 
 
-def test_kernels_outlasting_the_host_extend_the_window():
-    s = summarize_trace(_gpu_trace([(150, 150, "gemm")]))
-    assert s["gpu_busy_fraction"] == pytest.approx(150 / 300)
+def test_kernels_outlasting_the_host_step_count_for_their_call():
+    # the second call's kernel runs past its host annotation: still that call's work
+    s = summarize_trace(_gpu_trace([(20, 30, "gemm"), (70, 10, "gemm"), (150, 150, "gemm")]))
+    assert s["gpu_busy_fraction"] == pytest.approx((40 + 150) / (60 + 150))
 
 
 def test_graph_replay_without_kernel_events_is_missing_not_zero():

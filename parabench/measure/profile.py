@@ -12,9 +12,13 @@ kineto trace can be saved once only, so the handler writes it and the link reuse
 The summary is computed from the trace file itself (one code path for CPU and GPU):
 - ops per forward: top-level aten ops (not nested in another op) per profiled call;
 - kernels per forward (CUDA): GPU kernel events per call;
-- GPU busy fraction: union of kernel/memcpy/memset intervals over the profiled window
-  (first call start to last call or kernel end); `launch_bound` when the GPU is idle
-  more than half of it;
+- GPU busy fraction: per profiled call, the union of its kernel/memcpy/memset
+  intervals over the span from its first to its last GPU activity, summed over calls.
+  The span deliberately leaves out what the harness adds around each call (the events
+  that time it, the synchronisation after it, Python between calls): at batch 1 under
+  a CUDA graph those gaps are longer than the forward itself, and counting them called
+  every such point launch-bound. What is left is the idle time *inside* a forward.
+  `launch_bound` when the GPU is idle more than half of it;
 - CPU dispatch per forward: CUDA: host time per call minus the time blocked in
   synchronisation, i.e. the time to issue the forward. CPU: host time per call outside
   any aten op (Python and nn.Module glue between ops). The dispatcher's own cost inside
@@ -33,6 +37,7 @@ rather than reported as 0.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import shutil
@@ -149,6 +154,23 @@ def _op_tree(ops):
     return nodes
 
 
+def _busy_within_calls(steps, gpu) -> float | None:
+    """Busy share of the GPU between each call's first and last GPU activity. A GPU
+    event belongs to the call whose host step it starts in: each profiled call ends
+    with a synchronisation, so its work cannot start in a later step."""
+    starts = sorted(e["ts"] for e in steps)
+    per_call: dict[int, list] = defaultdict(list)
+    for e in gpu:
+        i = bisect.bisect_right(starts, e["ts"]) - 1
+        if i >= 0:
+            per_call[i].append((e["ts"], e["ts"] + e["dur"]))
+    busy = span = 0.0
+    for intervals in per_call.values():
+        busy += _interval_union(intervals)
+        span += max(e for _, e in intervals) - min(s for s, _ in intervals)
+    return busy / span if span > 0 else None
+
+
 def summarize_trace(trace) -> dict:
     """The per-forward summary of one trace (a parsed Chrome trace dict or its path)."""
     if not isinstance(trace, dict):
@@ -202,12 +224,10 @@ def summarize_trace(trace) -> dict:
         out.update(kernels_per_forward=None, gpu_busy_fraction=None, launch_bound=None,
                    profile_note=note)
         return out
-    window_end = max(host_end, max(e["ts"] + e["dur"] for e in gpu))
-    clipped = [(max(e["ts"], t0), min(e["ts"] + e["dur"], window_end)) for e in gpu]
-    busy = _interval_union([(s, e) for s, e in clipped if e > s]) / (window_end - t0)
+    busy = _busy_within_calls(steps, gpu)
     out["kernels_per_forward"] = len(kernels) / n
     out["gpu_busy_fraction"] = busy
-    out["launch_bound"] = (1.0 - busy) > LAUNCH_BOUND_IDLE
+    out["launch_bound"] = None if busy is None else (1.0 - busy) > LAUNCH_BOUND_IDLE
     per_kernel: dict[str, list] = defaultdict(lambda: [0.0, 0])
     for e in kernels:
         per_kernel[e["name"]][0] += e["dur"]
