@@ -75,7 +75,8 @@ def _train_step(model, x, num_classes: int) -> Callable[[], object]:
 
 def _graph_forward(model, x) -> Callable[[], object]:
     """Capture one forward in a CUDA graph after warming up on a side stream (as the
-    capture API requires), and return its replay."""
+    capture API requires), and return its replay, which returns the graph's output as
+    an eager step returns its own."""
     import torch
 
     side = torch.cuda.Stream()
@@ -86,8 +87,13 @@ def _graph_forward(model, x) -> Callable[[], object]:
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     with torch.no_grad(), torch.cuda.graph(graph):
-        model(x)
-    return graph.replay
+        out = model(x)  # lives in the graph's pool; each replay rewrites it
+
+    def replay():
+        graph.replay()
+        return out
+
+    return replay
 
 
 def _compiled(model):
