@@ -96,3 +96,16 @@ def test_cpu_points_keep_no_model_between_points():
     sweep = Sweep(families=("vit",), depths=(2,), **TINY)
     with prepare.prepared(Point("vit", 2, 1, "float32", "eager", "infer"), sweep):
         assert prepare._cpu_template.cache_info().currsize == 0
+
+
+def test_a_sweep_leaves_the_collector_only_what_points_make(tmp_path):
+    """Before the first point the heap is frozen: per-point collections then scan the
+    points' objects, not the hundreds of thousands torch and friends keep alive."""
+    import gc
+
+    gc.unfreeze()
+    try:
+        _quiet_run(Sweep(families=("vit",), depths=(1,), **TINY), tmp_path / "f.db")
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()

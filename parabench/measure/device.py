@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 
-__all__ = ["free_memory", "is_cuda", "sync"]
+__all__ = ["free_memory", "is_cuda", "settle_heap", "sync"]
 
 
 def is_cuda(device: str) -> bool:
@@ -30,3 +30,13 @@ def free_memory(device: str) -> None:
         import torch
 
         torch.cuda.empty_cache()
+
+
+def settle_heap() -> None:
+    """Call once before a sweep's first point, with no model alive: move every object
+    that exists now (torch, timm, pandas and their modules: hundreds of thousands) out
+    of the garbage collector's reach. free_memory()'s full collection per point then
+    scans only what the points made: 0.1 ms instead of 0.3 s here, a minute over a
+    200-point GPU sweep. Objects alive now are still freed by reference counting."""
+    gc.collect()
+    gc.freeze()
