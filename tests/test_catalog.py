@@ -69,3 +69,25 @@ def test_bad_requests_name_the_problem():
         build("paraformer-fused", 2, img_size=36)
     with pytest.raises(UsageError, match="unknown width"):
         build("vit", 2, width="huge")
+
+
+@pytest.mark.parametrize("family", ["paraformer-loop", "paraformer-fused", "vit", "vit-parallel",
+                                    "resnet"])
+def test_counting_on_the_meta_device_matches_a_real_model(family, monkeypatch):
+    """model_info counts shapes on the meta device (no weights, no compute); a model
+    built and run on the CPU must give the same parameters and FLOPs."""
+    import parabench.catalog as catalog
+
+    real = catalog._count_on
+
+    def meta_only(device, *args):
+        assert device == "meta", f"{family} fell back to counting on the CPU"
+        return real(device, *args)
+
+    depth = 18 if family == "resnet" else 3
+    cpu = real("cpu", family, depth, "tiny", 32)
+    monkeypatch.setattr(catalog, "_count_on", meta_only)
+    meta = meta_only("meta", family, depth, "tiny", 32)
+    assert meta == cpu and meta[1] > 0
+    assert (model_info(family, depth, width="tiny", img_size=32)["params"],
+            model_info(family, depth, width="tiny", img_size=32)["flops"]) == meta
