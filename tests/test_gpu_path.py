@@ -93,3 +93,16 @@ def test_fused_kernel_count_is_flat_in_k_and_the_loop_grows(tmp_path):
     assert fused[2] == fused[8] == fused[32], fused
     assert loop[32] > 8 * loop[2] / 2, loop  # about linear in K
     assert fused[32] < loop[32] / 4
+
+
+def test_a_large_point_leaves_nothing_reserved_for_the_next(tmp_path):
+    """The previous point's model, CUDA graph and graph pool are gone before the next
+    point's peak is reset: a small point after a large one reports its own reserve."""
+    sweep = Sweep(families=("vit",), depths=(8,), batches=(512, 1), dtypes=("bfloat16",),
+                  modes=("graph",), **GPU_TINY)
+    with Store(tmp_path / "gpu.db") as store:
+        rid = run_sweep(sweep, store, progress=False, log=lambda m: None)
+    df = load(tmp_path / "gpu.db", rid).set_index("batch")
+    assert set(df.status) == {"ok"}
+    assert df.loc[1, "peak_mem_reserved"] < 0.25 * df.loc[512, "peak_mem_reserved"], df[
+        ["peak_mem_allocated", "peak_mem_reserved"]]
