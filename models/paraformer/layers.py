@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .fused import fused_level
+
 __all__ = ["ParallelBlock", "StackedLayerNorm", "StackedLinear"]
 
 
@@ -92,19 +94,6 @@ class StackedLayerNorm(nn.Module):
         nn.init.ones_(self.weight)
         nn.init.zeros_(self.bias)
 
-    def fused(self, x: Tensor) -> Tensor:
-        """``x`` is ``[K, B, N, D]`` or a shared ``[B, N, D]``; returns ``[K, B, N, D]``.
-
-        For a shared input (the first block, where every branch sees the same
-        x0) the normalisation is computed once and only the per-branch affine
-        map is applied K times, as a single broadcast ``addcmul``.
-        """
-        xn = F.layer_norm(x, (self.dim,), None, None, self.eps)
-        if x.dim() == 3:
-            xn = xn.unsqueeze(0)
-        shape = (self.num_branches, 1, 1, self.dim)
-        return torch.addcmul(self.bias.view(shape), xn, self.weight.view(shape))
-
     def branch(self, x: Tensor, k: int) -> Tensor:
         return F.layer_norm(x, (self.dim,), self.weight[k], self.bias[k], self.eps)
 
@@ -160,6 +149,8 @@ class ParallelBlock(nn.Module):
         self.norm2 = StackedLayerNorm(K, dim, **fk)
         self.fc1 = StackedLinear(K, dim, mlp_dim, **fk)
         self.fc2 = StackedLinear(K, mlp_dim, dim, **fk)
+        # (parameter identity, folded weights) kept by the fused execution for inference
+        self._fold_cache = None
 
     def _drop(self, x: Tensor) -> Tensor:
         if self.training and self.drop_rate > 0.0:
@@ -180,42 +171,14 @@ class ParallelBlock(nn.Module):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
 
     # -- fused: all K branches in one pass -------------------------------------------------
-    def _project_add(self, lin: StackedLinear, x: Tensor, res: Tensor) -> Tensor:
-        """``res + dropout(x @ W + b)`` for all branches (``x`` ``[K, R, in]``).
-
-        ``res`` is ``[K, B, N, D]`` or a shared ``[B, N, D]``.
-
-        Without active dropout the bias and the residual are folded into the
-        GEMM's accumulator: ``(res + b).baddbmm_(x, W)``, two kernels (one add,
-        one GEMM with beta=1) instead of bias copy + GEMM + residual add.
-        """
-        K, R = x.shape[0], x.shape[1]
-        D = lin.out_features
-        if self.training and self.drop_rate > 0.0:
-            y = F.dropout(lin.fused(x), self.drop_rate, True)
-            return res + y.view((K,) + res.shape[-3:])
-        acc = res + lin.bias.view(K, 1, 1, D)  # fresh [K, B, N, D] (res may be a shared [B, N, D])
-        return acc.view(K, R, D).baddbmm_(x, lin.weight).view(acc.shape)
-
-    def forward_fused(self, x: Tensor) -> Tensor:
+    def forward_fused(self, x: Tensor, cls_only: bool = False) -> Tensor:
         """``x``: ``[K, B, N, D]``, or the shared ``[B, N, D]`` input of the first block.
 
-        Returns ``[K, B, N, D]``. The operator count is independent of K.
+        Returns ``[K, B, N, D]`` (with ``cls_only``: the CLS rows ``[K, B, D]``, for the
+        least-work execution's last level). The operator count is independent of K;
+        the plan is in :mod:`paraformer.fused`.
         """
-        K, D = self.num_branches, self.dim
-        B, N = x.shape[-3], x.shape[-2]
-        rows = B * N
-        prenorm = self.residual == "prenorm"
-
-        h = self.norm1.fused(x)  # [K, B, N, D], fresh and contiguous
-        qkv = self.qkv.fused(h.view(K, rows, D))  # [K, B*N, 3*H*dh]
-        o = self._attend(qkv, K * B, N)  # [K*B, H, N, dh]
-        o = o.transpose(1, 2).reshape(K, rows, self.num_heads * self.head_dim)
-        x = self._project_add(self.proj, o, x if prenorm else h)  # shared x broadcasts over K
-
-        h = self.norm2.fused(x)
-        f = self._drop(F.gelu(self.fc1.fused(h.view(K, rows, D))))
-        return self._project_add(self.fc2, f, x if prenorm else h)
+        return fused_level(self, x, cls_only)
 
     # -- loop: branch k alone ---------------------------------------------------------------
     def forward_branch(self, x: Tensor, k: int) -> Tensor:

@@ -12,7 +12,7 @@ from .layers import ParallelBlock
 
 __all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "ParaFormer"]
 
-EXECUTIONS = ("loop", "fused")
+EXECUTIONS = ("loop", "fused", "least-work")
 RESIDUALS = ("authors", "prenorm")
 POOLS = ("cls", "mean")
 
@@ -46,6 +46,16 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
+
+
+def _execution(execution: Any, pool: str) -> str:
+    execution = _choice("execution", execution, EXECUTIONS)
+    if execution == "least-work" and pool != "cls":
+        raise ValueError(
+            f"execution='least-work' needs pool='cls' (it computes the CLS row of the last "
+            f"blocks only), got pool={pool!r}"
+        )
+    return execution
 
 
 class ParaFormer(nn.Module):
@@ -150,7 +160,7 @@ class ParaFormer(nn.Module):
         drop_rate = _rate("drop_rate", drop_rate)
         attn_drop_rate = _rate("attn_drop_rate", attn_drop_rate)
         emb_drop_rate = _rate("emb_drop_rate", emb_drop_rate)
-        execution = _choice("execution", execution, EXECUTIONS)
+        execution = _execution(execution, pool)
 
         fk = {"device": device, "dtype": dtype}
         self.img_size = img
@@ -212,8 +222,8 @@ class ParaFormer(nn.Module):
             nn.init.zeros_(self.head.bias)
 
     def set_execution(self, execution: str) -> ParaFormer:
-        """Switch between ``"loop"`` and ``"fused"`` (same parameters); returns self."""
-        self.execution = _choice("execution", execution, EXECUTIONS)
+        """Switch to another of :data:`EXECUTIONS` (same parameters); returns self."""
+        self.execution = _execution(execution, self.pool)
         return self
 
     @property
@@ -261,11 +271,15 @@ class ParaFormer(nn.Module):
         x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1) + self.pos_embed
         return self.emb_drop(x)
 
-    def forward_branches(self, x0: Tensor) -> Tensor:
-        """Fused branch stacks on x0 ``[B, N+1, D]`` -> per-branch outputs ``[K, B, N+1, D]``."""
+    def forward_branches(self, x0: Tensor, cls_only: bool = False) -> Tensor:
+        """Fused branch stacks on x0 ``[B, N+1, D]`` -> per-branch outputs ``[K, B, N+1, D]``.
+
+        With ``cls_only`` the last level computes the CLS rows only: ``[K, B, D]``.
+        """
         x = x0
-        for blk in self.blocks:
-            x = blk.forward_fused(x)
+        last = len(self.blocks) - 1
+        for i, blk in enumerate(self.blocks):
+            x = blk.forward_fused(x, cls_only=cls_only and i == last)
         return x
 
     def forward_branch(self, x0: Tensor, k: int) -> Tensor:
@@ -282,10 +296,16 @@ class ParaFormer(nn.Module):
         return y
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Images -> the branch sum ``y = sum_k Branch_k(x0)``, ``[B, N+1, D]``."""
+        """Images -> the branch sum ``y = sum_k Branch_k(x0)``, ``[B, N+1, D]``.
+
+        The least-work execution computes the CLS token only and returns ``[B, 1, D]``
+        (which :meth:`forward_head` pools the same way).
+        """
         x0 = self.embed(x)
         if self.execution == "loop":
             return self._loop_sum(x0)
+        if self.execution == "least-work":
+            return self.forward_branches(x0, cls_only=True).sum(0).unsqueeze(1)
         return self.forward_branches(x0).sum(0)
 
     def forward_head(self, y: Tensor, pre_logits: bool = False) -> Tensor:
@@ -298,6 +318,8 @@ class ParaFormer(nn.Module):
         x0 = self.embed(x)
         if self.execution == "loop":
             return self.forward_head(self._loop_sum(x0))
+        if self.execution == "least-work":
+            return self.head(self.norm(self.forward_branches(x0, cls_only=True).sum(0)))
         z = self.forward_branches(x0)  # [K, B, N+1, D]
         # One reduction over K, restricted to what the head reads.
         if self.pool == "cls":

@@ -1,0 +1,202 @@
+"""One level of blocks for all K branches at once: the fused and least-work executions.
+
+The same function as :meth:`ParallelBlock.forward_branch` run K times, planned to move
+as few bytes and launch as few kernels as the eager operators allow (the counts per
+level, before and after this plan, are in :func:`paraformer.analytic.level_traffic`):
+
+* **LayerNorm affine folded into the next GEMM.** ``LN(x) @ W = xhat @ (g * W) + b @ W``
+  with ``xhat`` the norm without affine, so every norm is one pass (``F.layer_norm``
+  without weights) instead of a norm plus a broadcast ``addcmul`` over ``[K, B, N, D]``.
+  The folded weights depend on the parameters only: outside autograd they are kept
+  until a parameter changes (its version counter or storage moves), so an inference
+  forward pays nothing for them; with autograd they are recomputed each forward and
+  the gradients flow to the original parameters.
+* **The shared first level.** Every branch reads the same ``x0``: the norm runs once
+  on ``[B, N, D]``, and q, k and v of all K branches come from one plain GEMM
+  ``[B*N, D] @ [D, 3*K*H*dh]`` whose columns are laid out ``(q|k|v, branch, head)``.
+  Attention then runs over B sequences of K*H heads, so its launch grid grows with B,
+  not K*B (FlashAttention's grid limit of 65535 would otherwise refuse K=48 at batch
+  1366 and above). Deeper levels have per-branch inputs and attend over K*B sequences,
+  split into chunks below that limit.
+* **Bias and residual in the GEMM accumulator**: ``(residual + bias).baddbmm_(x, W)``
+  writes each sub-layer's output once. The accumulator is built by the same pass that
+  applies the norm's affine (authors' residual) or adds the bias (pre-norm).
+* **In place where nothing needs the old value**: without autograd GELU overwrites the
+  fc1 output instead of allocating another ``[K, B*N, M]`` (on CPU a fresh buffer of
+  that size comes from the OS, page faults included, on every forward).
+
+``cls_only=True`` is the least-work last level: the head reads only the CLS row of the
+branch sum, so keys and values are needed for every token but queries, projection,
+residual, LN2 and the FFN only for the CLS row. The output is then ``[K, B, D]``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from .layers import ParallelBlock, StackedLayerNorm, StackedLinear
+
+__all__ = ["MAX_ATTENTION_BATCH", "fused_level"]
+
+#: Most sequences handed to one attention call (CUDA's grid y/z limit, 2**16 - 1).
+MAX_ATTENTION_BATCH = 65535
+
+
+def _autograd_on(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _fold(norm: StackedLayerNorm, lin: StackedLinear) -> tuple[Tensor, Tensor]:
+    """``LN(x) @ W + c == xhat @ w + b``: returns ``w`` ``[K, D, out]`` and ``b`` ``[K, out]``.
+
+    ``b @ W`` is written as a product and a sum so that FLOP counters, which count
+    matrix products only, see the same work as the formula (a per-model constant, not
+    per image; with the cache it is paid once).
+    """
+    w = lin.weight * norm.weight.unsqueeze(-1)
+    b = (lin.weight * norm.bias.unsqueeze(-1)).sum(1)
+    return w, (b + lin.bias if lin.bias is not None else b)
+
+
+def _shared_layout(w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-branch qkv ``[K, D, 3*I]``, ``[K, 3*I]`` -> one ``[D, 3*K*I]``, ``[3*K*I]``
+    with columns ordered (q|k|v, branch, head, dh): q of all branches is one block of
+    K*H heads."""
+    K, D, three_i = w.shape
+    i = three_i // 3
+    w = w.view(K, D, 3, i).permute(1, 2, 0, 3).reshape(D, 3 * K * i)
+    b = b.view(K, 3, i).transpose(0, 1).reshape(3 * K * i)
+    return w, b
+
+
+def _folded(blk: ParallelBlock, shared: bool) -> dict[str, Tensor]:
+    """The folded weights of this level, from the cache when autograd does not need them."""
+    params = (blk.norm1.weight, blk.norm1.bias, blk.qkv.weight, blk.norm2.weight,
+              blk.norm2.bias, blk.fc1.weight, blk.fc1.bias)
+    cacheable = not _autograd_on(*params) and not torch.compiler.is_compiling()
+    key = (shared,) + tuple((p.data_ptr(), p._version, p.dtype) for p in params)
+    if cacheable and blk._fold_cache is not None and blk._fold_cache[0] == key:
+        return blk._fold_cache[1]
+    qkv_w, qkv_b = _fold(blk.norm1, blk.qkv)
+    if shared:
+        qkv_w, qkv_b = _shared_layout(qkv_w, qkv_b)
+    fc1_w, fc1_b = _fold(blk.norm2, blk.fc1)
+    out = {"qkv_w": qkv_w, "qkv_b": qkv_b, "fc1_w": fc1_w, "fc1_b": fc1_b}
+    blk._fold_cache = (key, out) if cacheable else None
+    return out
+
+
+def _attention(blk: ParallelBlock, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """SDPA over ``[S, heads, n, dh]`` inputs, in chunks of at most MAX_ATTENTION_BATCH."""
+    p = blk.attn_drop_rate if blk.training else 0.0
+    S = q.shape[0]
+    if S <= MAX_ATTENTION_BATCH:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+    parts = [
+        F.scaled_dot_product_attention(q[s : s + MAX_ATTENTION_BATCH],
+                                       k[s : s + MAX_ATTENTION_BATCH],
+                                       v[s : s + MAX_ATTENTION_BATCH], dropout_p=p)
+        for s in range(0, S, MAX_ATTENTION_BATCH)
+    ]
+    return torch.cat(parts)
+
+
+def _attend_shared(blk, f, xhat: Tensor, cls_only: bool) -> Tensor:
+    """Shared input ``xhat`` ``[B, N, D]`` -> attention output of all branches ``[K, B*n, I]``."""
+    K, H, dh = blk.num_branches, blk.num_heads, blk.head_dim
+    B, N, D = xhat.shape
+    KI = K * H * dh
+    rows = xhat.reshape(B * N, D)
+    if cls_only:  # k, v for every token; q for the CLS row only
+        kv = torch.addmm(f["qkv_b"][KI:], rows, f["qkv_w"][:, KI:]).view(B, N, 2, K * H, dh)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
+        q = torch.addmm(f["qkv_b"][:KI], xhat[:, 0], f["qkv_w"][:, :KI])
+        q = q.view(B, 1, K * H, dh).transpose(1, 2)
+        n = 1
+    else:
+        qkv = torch.addmm(f["qkv_b"], rows, f["qkv_w"]).view(B, N, 3, K * H, dh)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, K*H, N, dh]
+        n = N
+    o = _attention(blk, q, k, v)  # [B, K*H, n, dh]
+    # [B, n, K, H*dh] rows, read per branch as a strided [K, B*n, I] view
+    return o.transpose(1, 2).reshape(B * n, K, H * dh).transpose(0, 1)
+
+
+def _attend_branches(blk, f, xhat: Tensor, cls_only: bool) -> Tensor:
+    """Per-branch input ``xhat`` ``[K, B, N, D]`` -> ``[K, B*n, I]``."""
+    K, H, dh = blk.num_branches, blk.num_heads, blk.head_dim
+    _, B, N, D = xhat.shape
+    inner = H * dh
+    rows = xhat.reshape(K, B * N, D)
+    w, b = f["qkv_w"], f["qkv_b"].unsqueeze(1)
+    if cls_only:
+        kv = torch.baddbmm(b[..., inner:], rows, w[..., inner:]).view(K * B, N, 2, H, dh)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
+        q = torch.baddbmm(b[..., :inner], xhat[:, :, 0], w[..., :inner])
+        q = q.view(K * B, 1, H, dh).transpose(1, 2)
+        n = 1
+    else:
+        qkv = torch.baddbmm(b, rows, w).view(K * B, N, 3, H, dh)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [K*B, H, N, dh]
+        n = N
+    o = _attention(blk, q, k, v)  # [K*B, H, n, dh]
+    return o.transpose(1, 2).reshape(K, B * n, inner)
+
+
+def _base(blk, norm, lin, x: Tensor, xhat: Tensor, with_bias: bool) -> Tensor:
+    """The accumulator a projection adds into: the residual (+ the projection's bias).
+
+    ``x`` and ``xhat`` are ``[B, n, D]`` (shared) or ``[K, B, n, D]``; returns a fresh
+    ``[K, B*n, D]``. Authors' residual: ``LN(x) = xhat * g + beta``, one ``addcmul``.
+    """
+    K, D = blk.num_branches, blk.dim
+    shape = (K, 1, 1, D)
+    bias = lin.bias if with_bias else torch.zeros_like(lin.bias)
+    if blk.residual == "prenorm":
+        out = x + bias.view(shape)
+    else:
+        out = torch.addcmul((norm.bias + bias).view(shape), xhat, norm.weight.view(shape))
+    return out.reshape(K, -1, D)
+
+
+def _project(blk, lin, base: Tensor, x: Tensor) -> Tensor:
+    """``base + dropout(x @ W + b)`` per branch, ``base`` holding the bias unless dropping."""
+    if blk.training and blk.drop_rate > 0.0:
+        y = torch.baddbmm(lin.bias.unsqueeze(1), x, lin.weight)
+        return base + F.dropout(y, blk.drop_rate, True)
+    return base.baddbmm_(x, lin.weight)
+
+
+def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False) -> Tensor:
+    """All K branches of one level.
+
+    ``x``: ``[K, B, N, D]``, or the shared ``[B, N, D]`` input of the first level.
+    Returns ``[K, B, N, D]``, or with ``cls_only`` the CLS rows ``[K, B, D]``.
+    """
+    K, D = blk.num_branches, blk.dim
+    shared = x.dim() == 3
+    B, N = x.shape[-3], x.shape[-2]
+    dropping = blk.training and blk.drop_rate > 0.0
+    f = _folded(blk, shared)
+
+    xhat = F.layer_norm(x, (D,), None, None, blk.norm1.eps)
+    attend = _attend_shared if shared else _attend_branches
+    o = attend(blk, f, xhat, cls_only)  # [K, B*n, I]
+    if cls_only:
+        x, xhat = x[..., 0:1, :], xhat[..., 0:1, :]
+    n = x.shape[-2]
+    x = _project(blk, blk.proj, _base(blk, blk.norm1, blk.proj, x, xhat, not dropping), o)
+    x = x.view(K, B, n, D)
+
+    xhat = F.layer_norm(x, (D,), None, None, blk.norm2.eps)
+    h = torch.baddbmm(f["fc1_b"].unsqueeze(1), xhat.view(K, B * n, D), f["fc1_w"])
+    h = F.gelu(h) if _autograd_on(h) else torch._C._nn.gelu_(h)
+    if dropping:
+        h = F.dropout(h, blk.drop_rate, True)
+    x = _project(blk, blk.fc2, _base(blk, blk.norm2, blk.fc2, x, xhat, not dropping), h)
+    return x.view(K, B, D) if cls_only else x.view(K, B, N, D)
