@@ -7,9 +7,10 @@ the math backend (``torch.nn.attention.sdpa_kernel(SDPBackend.MATH)``).
 Normalisations, softmax, GELU, additions and the branch sum are not counted.
 
 All extra keyword arguments of :func:`param_count` and :func:`paraformer_flops`
-(``residual``, ``pool``, dropout rates, ``execution``, ...) are accepted and
-ignored because they change neither count, so ``param_count(**model.config)``
-works.
+(``residual``, ``pool``, dropout rates, ...) are accepted and ignored because they
+change neither count, so ``param_count(**model.config)`` works. The one exception is
+``execution="least-work"``, which does less work for the same output: its FLOPs are
+:func:`least_work_block_flops` in each branch's last block.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "block_param_count",
+    "least_work_block_flops",
     "paraformer_flops",
     "param_count",
     "transformer_matmul_flops",
@@ -108,6 +110,25 @@ def transformer_matmul_flops(
     return embed + num_blocks * per_block + head
 
 
+def least_work_block_flops(
+    num_tokens: int, dim: int, num_heads: int, head_dim: int, mlp_dim: int
+) -> int:
+    """Forward matmul FLOPs per image of a last block that only feeds the CLS row.
+
+    Keys and values for all T tokens (2*T*D*2*H*dh); the query, attention, projection
+    and FFN for one row: 2*D*H*dh + 2*2*H*T*dh + 2*H*dh*D + 2*2*D*M. At ViT-S width
+    (T 197, D 384, H 6, dh 64, M 1536) that is 119.5 MFLOP against 757 for a full block.
+    """
+    T, D, inner = num_tokens, dim, num_heads * head_dim
+    return (
+        2 * T * D * 2 * inner  # k and v, every token
+        + 2 * D * inner  # q, CLS row
+        + 2 * 2 * num_heads * T * head_dim  # q k^T and attn @ v, one query
+        + 2 * inner * D  # output projection, CLS row
+        + 2 * 2 * D * mlp_dim  # fc1 and fc2, CLS row
+    )
+
+
 def paraformer_flops(
     img_size: int | tuple[int, int] = 224,
     patch_size: int | tuple[int, int] = 16,
@@ -119,16 +140,19 @@ def paraformer_flops(
     mlp_dim: int = 768,
     num_branches: int = 8,
     branch_depth: int = 2,
+    execution: str = "fused",
     **_ignored: Any,
 ) -> int:
-    """Forward matmul FLOPs per image of ParaFormer(...), either execution.
+    """Forward matmul FLOPs per image of ParaFormer(...).
 
-    :func:`transformer_matmul_flops` with ``num_blocks = num_branches * branch_depth``
-    (the same as a serial ViT of depth K*branch_depth and equal width).
+    loop and fused: :func:`transformer_matmul_flops` with ``num_blocks = num_branches *
+    branch_depth`` (the same as a serial ViT of depth K*branch_depth and equal width).
+    least-work: each branch's last block costs :func:`least_work_block_flops` instead.
     """
     (ih, iw), (ph, pw) = _pair(img_size), _pair(patch_size)
-    return transformer_matmul_flops(
-        num_tokens=(ih // ph) * (iw // pw) + 1,
+    tokens = (ih // ph) * (iw // pw) + 1
+    full = transformer_matmul_flops(
+        num_tokens=tokens,
         dim=embed_dim,
         num_heads=num_heads,
         head_dim=head_dim,
@@ -137,6 +161,11 @@ def paraformer_flops(
         patch_dim=ph * pw * in_chans,
         num_classes=num_classes,
     )
+    if execution != "least-work":
+        return full
+    one_block = transformer_matmul_flops(tokens, embed_dim, num_heads, head_dim, mlp_dim, 1, 0, 0)
+    last = least_work_block_flops(tokens, embed_dim, num_heads, head_dim, mlp_dim)
+    return full - num_branches * (one_block - last)
 
 
 def _register_inplace_baddbmm_flops() -> None:
