@@ -244,8 +244,8 @@ def test_branches_are_summed_plainly():
         assert rel_err(m.forward_features(images(2)), each.sum(0)) < RTOL
 
 
-def test_training_mode_with_dropout_runs_both_executions():
-    for execution in ("fused", "loop"):
+def test_training_mode_with_dropout_runs_every_execution():
+    for execution in ("fused", "loop", "least-work"):
         m = ParaFormer(
             **tiny(
                 num_branches=3,

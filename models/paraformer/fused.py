@@ -75,9 +75,10 @@ def _shared_layout(w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _folded(blk: ParallelBlock, shared: bool) -> dict[str, Tensor]:
-    """The folded weights of this level, from the cache when autograd does not need them."""
-    params = (blk.norm1.weight, blk.norm1.bias, blk.qkv.weight, blk.norm2.weight,
-              blk.norm2.bias, blk.fc1.weight, blk.fc1.bias)
+    """The folded weights and accumulator biases of this level, from the cache when
+    autograd does not need them."""
+    params = (blk.norm1.weight, blk.norm1.bias, blk.qkv.weight, blk.proj.bias,
+              blk.norm2.weight, blk.norm2.bias, blk.fc1.weight, blk.fc1.bias, blk.fc2.bias)
     cacheable = not _autograd_on(*params) and not torch.compiler.is_compiling()
     key = (shared,) + tuple((p.data_ptr(), p._version, p.dtype) for p in params)
     if cacheable and blk._fold_cache is not None and blk._fold_cache[0] == key:
@@ -86,7 +87,9 @@ def _folded(blk: ParallelBlock, shared: bool) -> dict[str, Tensor]:
     if shared:
         qkv_w, qkv_b = _shared_layout(qkv_w, qkv_b)
     fc1_w, fc1_b = _fold(blk.norm2, blk.fc1)
-    out = {"qkv_w": qkv_w, "qkv_b": qkv_b, "fc1_w": fc1_w, "fc1_b": fc1_b}
+    out = {"qkv_w": qkv_w, "qkv_b": qkv_b, "fc1_w": fc1_w, "fc1_b": fc1_b,
+           "proj_base": _base_bias(blk, blk.norm1, blk.proj, True),
+           "fc2_base": _base_bias(blk, blk.norm2, blk.fc2, True)}
     blk._fold_cache = (key, out) if cacheable else None
     return out
 
@@ -148,19 +151,25 @@ def _attend_branches(blk, f, xhat: Tensor, cls_only: bool) -> Tensor:
     return o.transpose(1, 2).reshape(K, B * n, inner)
 
 
-def _base(blk, norm, lin, x: Tensor, xhat: Tensor, with_bias: bool) -> Tensor:
-    """The accumulator a projection adds into: the residual (+ the projection's bias).
+def _base_bias(blk, norm, lin, with_bias: bool) -> Tensor:
+    """What the accumulator adds besides the residual: the projection's bias (unless
+    dropout must act on it first), plus the norm's shift for the authors' residual."""
+    bias = lin.bias if with_bias else torch.zeros_like(lin.bias)
+    return bias if blk.residual == "prenorm" else norm.bias + bias
+
+
+def _base(blk, norm, x: Tensor, xhat: Tensor, bias: Tensor) -> Tensor:
+    """The accumulator a projection adds into: the residual plus ``bias`` ``[K, D]``.
 
     ``x`` and ``xhat`` are ``[B, n, D]`` (shared) or ``[K, B, n, D]``; returns a fresh
     ``[K, B*n, D]``. Authors' residual: ``LN(x) = xhat * g + beta``, one ``addcmul``.
     """
     K, D = blk.num_branches, blk.dim
     shape = (K, 1, 1, D)
-    bias = lin.bias if with_bias else torch.zeros_like(lin.bias)
     if blk.residual == "prenorm":
         out = x + bias.view(shape)
     else:
-        out = torch.addcmul((norm.bias + bias).view(shape), xhat, norm.weight.view(shape))
+        out = torch.addcmul(bias.view(shape), xhat, norm.weight.view(shape))
     return out.reshape(K, -1, D)
 
 
@@ -190,7 +199,8 @@ def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False) -> Tensor
     if cls_only:
         x, xhat = x[..., 0:1, :], xhat[..., 0:1, :]
     n = x.shape[-2]
-    x = _project(blk, blk.proj, _base(blk, blk.norm1, blk.proj, x, xhat, not dropping), o)
+    bias = _base_bias(blk, blk.norm1, blk.proj, False) if dropping else f["proj_base"]
+    x = _project(blk, blk.proj, _base(blk, blk.norm1, x, xhat, bias), o)
     x = x.view(K, B, n, D)
 
     xhat = F.layer_norm(x, (D,), None, None, blk.norm2.eps)
@@ -198,5 +208,6 @@ def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False) -> Tensor
     h = F.gelu(h) if _autograd_on(h) else torch._C._nn.gelu_(h)
     if dropping:
         h = F.dropout(h, blk.drop_rate, True)
-    x = _project(blk, blk.fc2, _base(blk, blk.norm2, blk.fc2, x, xhat, not dropping), h)
+    bias = _base_bias(blk, blk.norm2, blk.fc2, False) if dropping else f["fc2_base"]
+    x = _project(blk, blk.fc2, _base(blk, blk.norm2, x, xhat, bias), h)
     return x.view(K, B, D) if cls_only else x.view(K, B, N, D)
