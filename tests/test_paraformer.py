@@ -262,6 +262,17 @@ def test_training_mode_with_dropout_runs_every_execution():
         assert all(p.grad is not None for p in m.parameters())
 
 
+@pytest.mark.parametrize("residual", ["authors", "prenorm"])
+def test_dropout_paths_compute_the_same_function(monkeypatch, residual):
+    """Training with dropout takes other paths (bias inside the dropped projection, no
+    accumulator fold); with a dropout that keeps everything they must still agree."""
+    monkeypatch.setattr(torch.nn.functional, "dropout", lambda x, p=0.5, training=True,
+                        inplace=False: x)
+    m = build(num_branches=3, branch_depth=2, residual=residual, drop_rate=0.2,
+              emb_drop_rate=0.2).train()
+    assert_executions_agree(m, images(2))
+
+
 @pytest.mark.parametrize("execution", ["fused", "least-work"])
 def test_state_dict_moves_between_executions(execution):
     loop = build(seed=3, num_branches=4, branch_depth=2, execution="loop")

@@ -10,6 +10,7 @@ models ``paraformer_{tiny,small,base}_patch16_224``.
 from .analytic import (
     block_param_count,
     least_work_block_flops,
+    level_traffic,
     paraformer_flops,
     param_count,
     transformer_matmul_flops,
@@ -30,6 +31,7 @@ __all__ = [
     "block_param_count",
     "create_paraformer",
     "least_work_block_flops",
+    "level_traffic",
     "paraformer_flops",
     "param_count",
     "transformer_matmul_flops",

@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "block_param_count",
     "least_work_block_flops",
+    "level_traffic",
     "paraformer_flops",
     "param_count",
     "transformer_matmul_flops",
@@ -192,3 +193,73 @@ def _register_inplace_baddbmm_flops() -> None:
 
 
 _register_inplace_baddbmm_flops()
+
+
+def level_traffic(
+    plan: str,
+    num_branches: int,
+    batch: int,
+    num_tokens: int,
+    dim: int,
+    num_heads: int,
+    head_dim: int,
+    mlp_dim: int,
+    shared: bool = True,
+    bytes_per_element: int = 4,
+) -> list[tuple[str, int, int]]:
+    """Kernels of one fused inference level and the bytes each reads and writes.
+
+    ``plan``: ``"before"`` (the fused execution up to this version: norm, then a
+    broadcast ``addcmul`` of the affine over ``[K, B, N, D]``, per-branch qkv over K
+    copies of a shared input, bias copied into the residual in its own pass) or
+    ``"after"`` (:mod:`paraformer.fused`: affine folded into cached weights, q and k|v
+    GEMMs over all K at once for a shared input, accumulators built in the pass that
+    applies the affine).
+    ``shared``: the first level, whose input every branch shares.
+
+    Returns ``(kernel, bytes read, bytes written)``, authors' residual, no dropout. A
+    GEMM with a broadcast bias counts as two kernels (bias copy into the output, GEMM
+    with beta 1), which is what CPU BLAS and cuBLAS without an epilogue do. Attention
+    reads q, k, v once and writes its output once (a flash kernel's ideal); weights are
+    read once per GEMM. An estimate from shapes, not a measurement.
+    """
+    if plan not in ("before", "after"):
+        raise ValueError(f"plan must be 'before' or 'after', got {plan!r}")
+    K, e = num_branches, bytes_per_element
+    R, D, M, inner = batch * num_tokens, dim, mlp_dim, num_heads * head_dim
+    x_in = R * D if shared else K * R * D  # elements of the level's input
+    act, qkv, hid = K * R * D, K * R * 3 * inner, K * R * M
+    out: list[tuple[str, int, int]] = []
+
+    def k(name: str, read: int, write: int) -> None:
+        out.append((name, read * e, write * e))
+
+    k("layer_norm 1 (no affine)", x_in, x_in)
+    if plan == "before":
+        k("addcmul: LN1 affine, K branches", x_in, act)
+        k("qkv bmm", act + K * D * 3 * inner, qkv)
+    else:  # the norm's shift survives as q's bias only (see paraformer.fused._folded)
+        one = ", one GEMM for all K)" if shared else ")"
+        q, kv = qkv // 3, qkv - qkv // 3
+        k("q bias copy", 0, q)
+        k("q GEMM (affine folded" + one, x_in + K * D * inner + q, q)
+        k("kv GEMM (affine folded, no bias" + one, x_in + K * D * 2 * inner, kv)
+    k("attention", qkv, K * R * inner)
+    k("attention output to rows (copy)", K * R * inner, K * R * inner)
+    if plan == "before":
+        k("residual + proj bias", act, act)
+    else:
+        k("addcmul: LN1 affine + proj bias = accumulator", x_in, act)
+    k("proj GEMM into accumulator (beta 1)", K * R * inner + K * inner * D + act, act)
+    k("layer_norm 2 (no affine)", act, act)
+    if plan == "before":
+        k("addcmul: LN2 affine", act, act)
+    k("fc1 bias copy", 0, hid)
+    k("fc1 GEMM" + (" (affine folded)" if plan == "after" else ""), act + K * D * M + hid, hid)
+    k("GELU" + (" in place" if plan == "after" else ""), hid, hid)
+    if plan == "before":
+        k("residual + fc2 bias", act, act)
+    else:
+        k("addcmul: LN2 affine + fc2 bias = accumulator", act, act)
+    k("fc2 GEMM into accumulator (beta 1)", hid + K * M * D + act, act)
+    return out

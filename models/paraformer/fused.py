@@ -74,22 +74,44 @@ def _shared_layout(w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     return w, b
 
 
-def _folded(blk: ParallelBlock, shared: bool) -> dict[str, Tensor]:
+def _folded(blk: ParallelBlock, shared: bool) -> dict[str, Tensor | None]:
     """The folded weights and accumulator biases of this level, from the cache when
-    autograd does not need them."""
-    params = (blk.norm1.weight, blk.norm1.bias, blk.qkv.weight, blk.proj.bias,
-              blk.norm2.weight, blk.norm2.bias, blk.fc1.weight, blk.fc1.bias, blk.fc2.bias)
+    autograd does not need them.
+
+    The norm's shift gives q, k and v a bias. Only q's is kept: adding one vector to
+    every key adds a constant to each query's scores, which softmax ignores, and adding
+    one to every value adds it to each output row (the weights of a row sum to 1), so it
+    moves into the projection's bias. That spares the k and v GEMMs a bias pass. With
+    attention dropout a row's weights no longer sum to 1, and the biases stay.
+    """
+    params = (blk.norm1.weight, blk.norm1.bias, blk.qkv.weight, blk.proj.weight,
+              blk.proj.bias, blk.norm2.weight, blk.norm2.bias, blk.fc1.weight, blk.fc1.bias,
+              blk.fc2.bias)
+    keep_kv_bias = blk.training and blk.attn_drop_rate > 0.0
     cacheable = not _autograd_on(*params) and not torch.compiler.is_compiling()
-    key = (shared,) + tuple((p.data_ptr(), p._version, p.dtype) for p in params)
+    key = (shared, keep_kv_bias) + tuple((p.data_ptr(), p._version, p.dtype) for p in params)
     if cacheable and blk._fold_cache is not None and blk._fold_cache[0] == key:
         return blk._fold_cache[1]
+    inner = blk.num_heads * blk.head_dim
     qkv_w, qkv_b = _fold(blk.norm1, blk.qkv)
+    proj_base = _base_bias(blk, blk.norm1, blk.proj, True)
+    proj_base_unbiased = _base_bias(blk, blk.norm1, blk.proj, False)  # dropout acts on the bias
+    if not keep_kv_bias:
+        v_shift = (blk.proj.weight * qkv_b[:, 2 * inner:].unsqueeze(-1)).sum(1)
+        proj_base, proj_base_unbiased = proj_base + v_shift, proj_base_unbiased + v_shift
     if shared:
         qkv_w, qkv_b = _shared_layout(qkv_w, qkv_b)
+        split = blk.num_branches * inner
+        q_w, kv_w, q_b, kv_b = qkv_w[:, :split], qkv_w[:, split:], qkv_b[:split], qkv_b[split:]
+    else:
+        q_w, kv_w = qkv_w[..., :inner], qkv_w[..., inner:]
+        q_b, kv_b = qkv_b[:, None, :inner], qkv_b[:, None, inner:]
     fc1_w, fc1_b = _fold(blk.norm2, blk.fc1)
-    out = {"qkv_w": qkv_w, "qkv_b": qkv_b, "fc1_w": fc1_w, "fc1_b": fc1_b,
-           "proj_base": _base_bias(blk, blk.norm1, blk.proj, True),
-           "fc2_base": _base_bias(blk, blk.norm2, blk.fc2, True)}
+    out = {"q_w": q_w, "q_b": q_b, "kv_w": kv_w, "kv_b": kv_b if keep_kv_bias else None,
+           "fc1_w": fc1_w, "fc1_b": fc1_b, "proj_base": proj_base,
+           "proj_base_unbiased": proj_base_unbiased,
+           "fc2_base": _base_bias(blk, blk.norm2, blk.fc2, True),
+           "fc2_base_unbiased": _base_bias(blk, blk.norm2, blk.fc2, False)}
     blk._fold_cache = (key, out) if cacheable else None
     return out
 
@@ -110,21 +132,19 @@ def _attention(blk: ParallelBlock, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
 
 
 def _attend_shared(blk, f, xhat: Tensor, cls_only: bool) -> Tensor:
-    """Shared input ``xhat`` ``[B, N, D]`` -> attention output of all branches ``[K, B*n, I]``."""
+    """Shared input ``xhat`` ``[B, N, D]`` -> attention output of all branches ``[K, B*n, I]``.
+
+    One GEMM for the queries and one for the keys and values of all K branches; the
+    queries of the CLS row only with ``cls_only``.
+    """
     K, H, dh = blk.num_branches, blk.num_heads, blk.head_dim
     B, N, D = xhat.shape
-    KI = K * H * dh
     rows = xhat.reshape(B * N, D)
-    if cls_only:  # k, v for every token; q for the CLS row only
-        kv = torch.addmm(f["qkv_b"][KI:], rows, f["qkv_w"][:, KI:]).view(B, N, 2, K * H, dh)
-        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
-        q = torch.addmm(f["qkv_b"][:KI], xhat[:, 0], f["qkv_w"][:, :KI])
-        q = q.view(B, 1, K * H, dh).transpose(1, 2)
-        n = 1
-    else:
-        qkv = torch.addmm(f["qkv_b"], rows, f["qkv_w"]).view(B, N, 3, K * H, dh)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, K*H, N, dh]
-        n = N
+    kv = torch.mm(rows, f["kv_w"]) if f["kv_b"] is None else torch.addmm(f["kv_b"], rows, f["kv_w"])
+    k, v = kv.view(B, N, 2, K * H, dh).permute(2, 0, 3, 1, 4).unbind(0)  # [B, K*H, N, dh]
+    q_rows = xhat[:, 0] if cls_only else rows
+    n = 1 if cls_only else N
+    q = torch.addmm(f["q_b"], q_rows, f["q_w"]).view(B, n, K * H, dh).transpose(1, 2)
     o = _attention(blk, q, k, v)  # [B, K*H, n, dh]
     # [B, n, K, H*dh] rows, read per branch as a strided [K, B*n, I] view
     return o.transpose(1, 2).reshape(B * n, K, H * dh).transpose(0, 1)
@@ -134,21 +154,15 @@ def _attend_branches(blk, f, xhat: Tensor, cls_only: bool) -> Tensor:
     """Per-branch input ``xhat`` ``[K, B, N, D]`` -> ``[K, B*n, I]``."""
     K, H, dh = blk.num_branches, blk.num_heads, blk.head_dim
     _, B, N, D = xhat.shape
-    inner = H * dh
     rows = xhat.reshape(K, B * N, D)
-    w, b = f["qkv_w"], f["qkv_b"].unsqueeze(1)
-    if cls_only:
-        kv = torch.baddbmm(b[..., inner:], rows, w[..., inner:]).view(K * B, N, 2, H, dh)
-        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
-        q = torch.baddbmm(b[..., :inner], xhat[:, :, 0], w[..., :inner])
-        q = q.view(K * B, 1, H, dh).transpose(1, 2)
-        n = 1
-    else:
-        qkv = torch.baddbmm(b, rows, w).view(K * B, N, 3, H, dh)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [K*B, H, N, dh]
-        n = N
+    kv = (torch.bmm(rows, f["kv_w"]) if f["kv_b"] is None
+          else torch.baddbmm(f["kv_b"], rows, f["kv_w"]))
+    k, v = kv.view(K * B, N, 2, H, dh).permute(2, 0, 3, 1, 4).unbind(0)  # [K*B, H, N, dh]
+    q_rows = xhat[:, :, 0] if cls_only else rows
+    n = 1 if cls_only else N
+    q = torch.baddbmm(f["q_b"], q_rows, f["q_w"]).view(K * B, n, H, dh).transpose(1, 2)
     o = _attention(blk, q, k, v)  # [K*B, H, n, dh]
-    return o.transpose(1, 2).reshape(K, B * n, inner)
+    return o.transpose(1, 2).reshape(K, B * n, H * dh)
 
 
 def _base_bias(blk, norm, lin, with_bias: bool) -> Tensor:
@@ -199,7 +213,7 @@ def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False) -> Tensor
     if cls_only:
         x, xhat = x[..., 0:1, :], xhat[..., 0:1, :]
     n = x.shape[-2]
-    bias = _base_bias(blk, blk.norm1, blk.proj, False) if dropping else f["proj_base"]
+    bias = f["proj_base_unbiased"] if dropping else f["proj_base"]
     x = _project(blk, blk.proj, _base(blk, blk.norm1, x, xhat, bias), o)
     x = x.view(K, B, n, D)
 
@@ -208,6 +222,6 @@ def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False) -> Tensor
     h = F.gelu(h) if _autograd_on(h) else torch._C._nn.gelu_(h)
     if dropping:
         h = F.dropout(h, blk.drop_rate, True)
-    bias = _base_bias(blk, blk.norm2, blk.fc2, False) if dropping else f["fc2_base"]
+    bias = f["fc2_base_unbiased"] if dropping else f["fc2_base"]
     x = _project(blk, blk.fc2, _base(blk, blk.norm2, x, xhat, bias), h)
     return x.view(K, B, D) if cls_only else x.view(K, B, N, D)
