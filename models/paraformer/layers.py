@@ -1,12 +1,14 @@
 """Branch-stacked building blocks of Para-Former.
 
 Every learnable tensor of a branch layer is stored *once*, stacked on a leading
-axis of length K (the number of branches). Both executions read the same
+axis of length K (the number of branches). Every execution reads the same
 tensors:
 
-* the fused execution treats the K axis as a batch axis (``torch.bmm`` /
-  ``torch.baddbmm`` on ``[K, B*N, D_in] @ [K, D_in, D_out]``) and runs all
-  branches in one pass whose number of operators does not depend on K;
+* the fused and least-work executions (:mod:`paraformer.fused`) treat the K axis
+  as a batch axis (``torch.bmm`` / ``torch.baddbmm`` on
+  ``[K, B*N, D_in] @ [K, D_in, D_out]``, or one plain GEMM over all K for the
+  shared first level) and run all branches in one pass whose number of
+  operators does not depend on K;
 * the loop execution selects slice ``k`` (a view, no copy) and runs the
   branches one after another, as the authors do on a single device.
 
@@ -58,12 +60,6 @@ class StackedLinear(nn.Module):
         nn.init.trunc_normal_(self.weight, std=0.02)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
-
-    def fused(self, x: Tensor) -> Tensor:
-        """All branches at once: ``x`` is ``[K, rows, in]``, returns ``[K, rows, out]``."""
-        if self.bias is None:
-            return torch.bmm(x, self.weight)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
 
     def branch(self, x: Tensor, k: int) -> Tensor:
         """Branch ``k`` only: ``x`` is ``[rows, in]``, returns ``[rows, out]``."""
