@@ -1,4 +1,4 @@
-"""The Para-Former vision model (Wang & Li, arXiv 2407.21670), two executions of one function."""
+"""The Para-Former vision model (Wang & Li, arXiv 2407.21670), three executions of one set of weights."""
 
 from __future__ import annotations
 
@@ -76,16 +76,21 @@ class ParaFormer(nn.Module):
     ``x = x + FFN(LN(x))``. ``pool="mean"`` averages all tokens including CLS,
     as the authors do.
 
-    Two executions of the same function, sharing one parameter layout (every
+    Three executions of the same function, sharing one parameter layout (every
     branch tensor is stacked on a leading K axis), so a state_dict moves freely
     between them:
 
     * ``execution="loop"``: the authors' single-device algorithm, the branches
       run one after another in Python (operator count grows with K);
-    * ``execution="fused"``: all branches in one batched pass: one ``bmm`` /
-      ``baddbmm`` per projection over ``[K, B*(N+1), D]``, fused QKV, one
-      ``scaled_dot_product_attention`` call over K*B sequences, one sum over K
-      at the end (operator count independent of K).
+    * ``execution="fused"``: all branches in one batched pass (operator count
+      independent of K), planned in :mod:`paraformer.fused`: LayerNorm affine
+      folded into the next GEMM, the shared first level's q and k|v for all
+      branches as two plain GEMMs, attention over B sequences of K*H heads,
+      one sum over K at the end;
+    * ``execution="least-work"`` (``pool="cls"`` only): fused, with each
+      branch's last block computing keys and values for every token and the
+      rest for the CLS row only, the row the head reads. Same output, fewer
+      FLOPs (:func:`paraformer.analytic.least_work_block_flops`).
 
     Switch with :meth:`set_execution`. Without active dropout the fused path
     folds bias and residual into the GEMM accumulator with the in-place
@@ -110,7 +115,7 @@ class ParaFormer(nn.Module):
         drop_rate: dropout after the attention output projection and in the FFN.
         attn_drop_rate: dropout on the attention probabilities.
         emb_drop_rate: dropout on the embedded tokens.
-        execution: ``"loop"`` or ``"fused"``.
+        execution: ``"loop"``, ``"fused"`` or ``"least-work"`` (needs ``pool="cls"``).
         device, dtype: factory arguments for the parameters.
     """
 
