@@ -1,8 +1,17 @@
 """Family name + depth -> nn.Module, and what each model costs (parameters, FLOPs).
 
-Every model is built through timm's registry, the way users build them:
+Every model is built through timm's registry, the way users build them, without dropout
+(timm's ViT and ResNet default to none; Para-Former's authors use 0.1, which would make
+a training step pay for dropout kernels the others do not run):
 - `paraformer-loop` / `paraformer-fused`: Para-Former with K = depth branches of depth 1
   ("K layers" in the paper's sense), run branch after branch or fused into one pass.
+- `paraformer-least-work`: the same model and parameters, fused, computing only what the
+  CLS head reads (the last block of each branch for the CLS row only, keys and values
+  for every token): the same output for about a sixth of the FLOPs per branch at ViT-S
+  width. Not an equal-FLOPs comparison; its counted FLOPs say so.
+- `paraformer-serial`: Para-Former's own code with one branch of depth `depth`, the serial
+  twin: same modules and kernels, so parallel/serial isolates parallelism from the
+  framework overhead that differs between Para-Former's code and timm's ViT.
 - `vit`: timm's serial VisionTransformer at the same width, `depth` blocks.
 - `vit-parallel`: timm's ParallelThingsBlock ViT (the `vit_small_patch16_18x2_224`
   design); depth counts sequential blocks, each holding two parallel attention and
@@ -18,7 +27,7 @@ from functools import cache
 from .config import FAMILIES, RESNET_STANDARD_DEPTHS, WIDTHS, Width
 from .errors import UsageError
 
-__all__ = ["build", "check", "model_info", "resnet_layers"]
+__all__ = ["build", "check", "depth_meaning", "model_info", "paraformer_shape", "resnet_layers"]
 
 _RESNET_BLOCKS = {18: "basic", 34: "basic", 50: "bottleneck", 101: "bottleneck", 152: "bottleneck"}
 _RESNET_LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),
@@ -42,6 +51,28 @@ def resnet_layers(depth: int) -> tuple[str, tuple[int, int, int, int]]:
     for i in (2, 1, 3, 0)[:extra]:
         layers[i] += 1
     return kind, tuple(layers)
+
+
+def paraformer_shape(family: str, depth: int) -> tuple[int, int]:
+    """(branches K, branch_depth) of a Para-Former family at `depth` layers."""
+    return (1, depth) if family == "paraformer-serial" else (depth, 1)
+
+
+def depth_meaning(family: str, depth: int) -> dict | None:
+    """What `depth` builds: {'layers': blocks in the model, 'critical_path': blocks one
+    input row passes through in sequence}; None for ResNet (its depth is a layer count).
+
+    Para-Former's K branches of branch_depth blocks have K*branch_depth layers but a
+    critical path of branch_depth blocks; timm's parallel ViT has two branches per block.
+    """
+    if family == "resnet":
+        return None
+    if family.startswith("paraformer"):
+        k, branch_depth = paraformer_shape(family, depth)
+        return {"layers": k * branch_depth, "critical_path": branch_depth}
+    if family == "vit-parallel":
+        return {"layers": 2 * depth, "critical_path": depth}
+    return {"layers": depth, "critical_path": depth}
 
 
 def check(family: str, depth: int, width: str, img_size: int) -> Width:
@@ -76,11 +107,13 @@ def build(family: str, depth: int, *, width: str = "tiny", img_size: int = 32,
     if family.startswith("paraformer"):
         import paraformer  # noqa: F401  (registers the Para-Former entrypoints with timm)
 
+        branches, branch_depth = paraformer_shape(family, depth)
         model = _create(
             "paraformer_small_patch16_224", img_size=img_size, patch_size=w.patch,
             num_classes=w.num_classes, embed_dim=w.dim, num_heads=w.heads, head_dim=w.head_dim,
-            mlp_dim=w.mlp_dim, num_branches=depth, branch_depth=1,
-            execution=family.split("-", 1)[1],
+            mlp_dim=w.mlp_dim, num_branches=branches, branch_depth=branch_depth,
+            execution="fused" if family == "paraformer-serial" else family.split("-", 1)[1],
+            drop_rate=0.0, attn_drop_rate=0.0, emb_drop_rate=0.0,
         )
     elif family in ("vit", "vit-parallel"):
         if w.dim != w.heads * w.head_dim:
@@ -103,8 +136,14 @@ def build(family: str, depth: int, *, width: str = "tiny", img_size: int = 32,
 def _analytic_flops(family: str, depth: int, w: Width, img_size: int) -> float | None:
     if family == "resnet":
         return None  # the cross-check formula covers the transformer families only
-    from paraformer.analytic import transformer_matmul_flops
+    from paraformer.analytic import paraformer_flops, transformer_matmul_flops
 
+    if family.startswith("paraformer"):
+        branches, branch_depth = paraformer_shape(family, depth)
+        return float(paraformer_flops(
+            img_size=img_size, patch_size=w.patch, num_classes=w.num_classes, embed_dim=w.dim,
+            num_heads=w.heads, head_dim=w.head_dim, mlp_dim=w.mlp_dim, num_branches=branches,
+            branch_depth=branch_depth, execution=family.split("-", 1)[1]))
     blocks = 2 * depth if family == "vit-parallel" else depth
     return float(transformer_matmul_flops(
         num_tokens=(img_size // w.patch) ** 2 + 1, dim=w.dim, num_heads=w.heads,

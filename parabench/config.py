@@ -19,7 +19,8 @@ __all__ = ["DEVICES", "DTYPES", "FAMILIES", "MODES", "PRESETS", "RESNET_STANDARD
            "WIDTHS", "WORKLOADS", "Point", "Sweep", "Width", "preset", "sweep_from_dict",
            "sweep_from_toml"]
 
-FAMILIES = ("paraformer-loop", "paraformer-fused", "vit", "vit-parallel", "resnet")
+FAMILIES = ("paraformer-loop", "paraformer-fused", "paraformer-least-work", "paraformer-serial",
+            "vit", "vit-parallel", "resnet")
 MODES = ("eager", "graph", "compile")
 WORKLOADS = ("infer", "train")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -207,7 +208,8 @@ def _check_members(what: str, values, allowed) -> None:
             raise UsageError(f"unknown {what} {v!r}; choose from {', '.join(allowed)}")
 
 
-_TRANSFORMERS = ("paraformer-loop", "paraformer-fused", "vit", "vit-parallel")
+_TRANSFORMERS = ("paraformer-loop", "paraformer-fused", "paraformer-least-work", "paraformer-serial",
+                 "vit", "vit-parallel")
 
 PRESETS: dict[str, Sweep] = {
     # CPU, tiny widths: the whole command, Python start-up included, fits in 60 s on 2 cores.

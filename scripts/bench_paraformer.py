@@ -1,24 +1,31 @@
 #!/usr/bin/env python
-"""Latency of Para-Former's two executions (loop vs fused) as the number of branches K grows.
+"""Para-Former's executions against serial models as K grows, measured interleaved.
 
-CPU (default when no GPU): float32, eager, ``torch.utils.benchmark.Timer.blocked_autorange``
-medians, K in {1, 2, 4, 8, 16}, batch 1 and 8, the authors' width (D 192) and ViT-S
-width (D 384), branch_depth 1, image 224.
+For each (mode, width, batch, K) every execution is built once and then timed in
+rounds, A B C D E A B C D E ..., the order rotating each round, so that a machine whose
+speed drifts (a shared CPU, a GPU warming up) slows every execution alike. Each round
+gives every execution the same number of calls; the ratios are taken round by round
+and reported as median and range. Executions:
 
-CUDA (auto-detected, or ``--device cuda``): bfloat16, eager and CUDA-graph replay, batch
-1, 32 and 256, K up to 48, beside timm's serial ViT of the same width with depth K
-(``vit_small_patch16_224`` with overrides). CUDA graphs are captured after a warm-up on
-a side stream and replayed in rounds timed with CUDA events (one synchronisation per
-round); the median round is reported.
+  loop        Para-Former, branch after branch (the authors' single-device algorithm)
+  fused       Para-Former, all branches in one pass (same weights as loop)
+  least-work  fused, computing only what the CLS head reads (same weights; fewer FLOPs)
+  twin        Para-Former's own code with one branch of depth K*branch_depth: serial,
+              same modules and kernels (isolates parallelism from framework overhead)
+  vit         timm's serial ViT of depth K*branch_depth at the same width
 
-This is a quick instrument for the model package, not a test; the project's full,
-recorded measurements are made by ``parabench``.
+CPU: float32, eager, perf_counter per call. CUDA: bf16, eager (CUDA events, one
+synchronisation per round) and CUDA-graph replay. Every row is appended to --out (CSV or
+JSON Lines) as soon as its group is measured; a failing execution becomes an `error` (or
+`oom`) row and the sweep goes on.
 
 Examples::
 
-    PYTHONPATH=models python scripts/bench_paraformer.py --quick
-    PYTHONPATH=models python scripts/bench_paraformer.py --out /tmp/pf.csv
-    PYTHONPATH=models python scripts/bench_paraformer.py --device cuda --modes graph
+    python scripts/bench_paraformer.py --quick
+    python scripts/bench_paraformer.py --widths paper --ks 1,4,12,24 --batches 1,8 \\
+        --threads 2 --rounds 7 --out /tmp/pf.csv
+    python scripts/bench_paraformer.py --traffic --ks 1,12,48 --batches 1,8,256
+    python scripts/bench_paraformer.py --device cuda --modes graph --ks 1,8,48
 """
 
 from __future__ import annotations
@@ -26,34 +33,51 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
-from torch.utils.benchmark import Timer
 
 try:
-    from paraformer import ParaFormer
+    import paraformer
 except ImportError:  # running from a checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-    from paraformer import ParaFormer
+    import paraformer
 
 from parabench.config import WIDTHS  # noqa: E402  (the project's one table of widths)
 
-CPU_KS = (1, 2, 4, 8, 16)
-CPU_BATCHES = (1, 8)
-CUDA_KS = (1, 2, 4, 8, 12, 24, 48)
-CUDA_BATCHES = (1, 32, 256)
+EXECS = ("loop", "fused", "least-work", "twin", "vit")
+#: Ratios reported per row: this execution's latency over the reference's, per round.
+REFERENCES = ("loop", "twin", "vit")
+FIELDS = [
+    "device", "dtype", "mode", "width", "embed_dim", "batch", "K", "branch_depth", "layers",
+    "critical_path", "exec", "status", "error", "ms", "p10_ms", "p90_ms", "calls", "rounds",
+    "ms_rounds", "mflop_per_image", "max_rel_err_vs_loop",
+] + [f"ratio_{r}_{s}" for r in REFERENCES for s in ("median", "min", "max")]
 
 
 def _ints(text: str) -> list[int]:
-    return [int(t) for t in text.split(",") if t.strip()]
+    try:
+        out = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma list of integers, got {text!r}") from None
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return out
 
 
-def _strs(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+def _choices(allowed):
+    def parse(text: str) -> list[str]:
+        out = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in out if t not in allowed]
+        if bad or not out:
+            raise argparse.ArgumentTypeError(
+                f"unknown {bad or text!r}; choose from {', '.join(allowed)}")
+        return out
+    return parse
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,287 +87,320 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog=__doc__.split("\n\n", 1)[1],
     )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--ks", type=_ints, help="comma list of K (branches = serial depth)")
+    p.add_argument("--ks", type=_ints, help="comma list of K (branches; serial depth K*branch_depth)")
     p.add_argument("--batches", type=_ints, help="comma list of batch sizes")
-    p.add_argument(
-        "--widths",
-        type=_strs,
-        help=f"comma list from {sorted(WIDTHS)} (default: authors,paper on CPU, paper on CUDA)",
-    )
-    p.add_argument(
-        "--execs",
-        type=_strs,
-        help="comma list from loop,fused,serial (default CPU: loop,fused; CUDA: all three)",
-    )
-    p.add_argument(
-        "--modes",
-        type=_strs,
-        default=None,
-        help="CUDA only: comma list from eager,graph (default both)",
-    )
+    p.add_argument("--widths", type=_choices(tuple(WIDTHS)),
+                   help=f"comma list from {', '.join(WIDTHS)} (default: paper)")
+    p.add_argument("--execs", type=_choices(EXECS), help=f"comma list from {', '.join(EXECS)} "
+                   "(default: all)")
+    p.add_argument("--modes", type=_choices(("eager", "graph")),
+                   help="CUDA only: eager, graph (default both)")
     p.add_argument("--branch-depth", type=int, default=1, help="blocks per branch (default 1)")
     p.add_argument("--img-size", type=int, default=224)
-    p.add_argument(
-        "--dtype", choices=("float32", "bfloat16", "float16"), help="default: fp32 CPU, bf16 CUDA"
-    )
-    p.add_argument("--min-run-time", type=float, help="seconds per measurement (blocked_autorange)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                   help="default: float32 on CPU, bfloat16 on CUDA")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    p.add_argument("--round-time", type=float,
+                   help="seconds per execution per round (default 0.3 CPU, 0.1 CUDA)")
     p.add_argument("--threads", type=int, help="CPU intra-op threads (default: torch's)")
-    p.add_argument(
-        "--serial-no-qkv-bias",
-        action="store_true",
-        help="build the timm serial ViT without qkv bias (exact parameter parity)",
-    )
-    p.add_argument(
-        "--repeats",
-        type=int,
-        default=1,
-        help="repeat the whole sweep N times and keep, per point, the smallest median "
-        "(robust to other load on a shared machine; default 1)",
-    )
-    p.add_argument("--quick", action="store_true", help="a short run: fewer K, batches, widths")
-    p.add_argument("--out", type=Path, help="write rows to a .csv or .json file")
-    return p.parse_args(argv)
+    p.add_argument("--vit-no-qkv-bias", action="store_true",
+                   help="timm's ViT without qkv bias (exact parameter parity with Para-Former)")
+    p.add_argument("--quick", action="store_true", help="a short run: K 1,4, batch 1, authors width")
+    p.add_argument("--traffic", action="store_true",
+                   help="print the analytic kernels and bytes per fused level (before and "
+                   "after the current plan) for the chosen sizes, and exit")
+    p.add_argument("--out", type=Path, help="append rows to a .csv or .jsonl file as measured")
+    args = p.parse_args(argv)
+    if args.out and args.out.suffix not in (".csv", ".jsonl"):
+        p.error(f"--out {args.out}: use a .csv or .jsonl file (rows are appended as measured)")
+    if args.rounds < 2:
+        p.error("--rounds must be at least 2 (ratios are taken round by round)")
+    if args.branch_depth < 1:
+        p.error(f"--branch-depth must be >= 1, got {args.branch_depth}")
+    return args
 
 
-# -- models ------------------------------------------------------------------------------------
+# -- models -----------------------------------------------------------------------------------
 def build(exec_: str, width: str, K: int, args, device, dtype) -> torch.nn.Module:
+    """One model; loop, fused and least-work are one ParaFormer switched between executions."""
     w = WIDTHS[width]
-    D, H, dh, M = w.dim, w.heads, w.head_dim, w.mlp_dim
-    if exec_ == "serial":
+    depth = K * args.branch_depth
+    if exec_ == "vit":
         import timm
 
         model = timm.create_model(
-            "vit_small_patch16_224",
-            pretrained=False,
-            depth=K * args.branch_depth,
-            embed_dim=D,
-            num_heads=H,
-            mlp_ratio=M / D,
-            img_size=args.img_size,
-            num_classes=1000,
-            qkv_bias=not args.serial_no_qkv_bias,
+            "vit_small_patch16_224", pretrained=False, depth=depth, embed_dim=w.dim,
+            num_heads=w.heads, mlp_ratio=w.mlp_dim / w.dim, img_size=args.img_size,
+            patch_size=w.patch, num_classes=w.num_classes, qkv_bias=not args.vit_no_qkv_bias,
         )
     else:
-        model = ParaFormer(
-            img_size=args.img_size,
-            embed_dim=D,
-            num_heads=H,
-            head_dim=dh,
-            mlp_dim=M,
-            num_branches=K,
-            branch_depth=args.branch_depth,
-            execution=exec_,
+        serial = exec_ == "twin"
+        model = paraformer.ParaFormer(
+            img_size=args.img_size, patch_size=w.patch, num_classes=w.num_classes,
+            embed_dim=w.dim, num_heads=w.heads, head_dim=w.head_dim, mlp_dim=w.mlp_dim,
+            num_branches=1 if serial else K, branch_depth=depth if serial else args.branch_depth,
+            drop_rate=0.0, emb_drop_rate=0.0, execution="fused",
         )
     return model.to(device=device, dtype=dtype).eval()
 
 
-# -- timers ------------------------------------------------------------------------------------
-def time_eager(model, x, min_run_time: float, threads: int) -> float:
-    """Median seconds per forward (Timer synchronises CUDA itself)."""
-
-    def step():
-        with torch.inference_mode():
-            model(x)
-
-    step()
-    step()  # warm-up: allocator, kernels, lazy init
-    t = Timer(stmt="step()", globals={"step": step}, num_threads=threads)
-    return t.blocked_autorange(min_run_time=min_run_time).median
+def flops_per_image(exec_: str, width: str, K: int, args) -> float:
+    w = WIDTHS[width]
+    kw = dict(img_size=args.img_size, patch_size=w.patch, num_classes=w.num_classes,
+              embed_dim=w.dim, num_heads=w.heads, head_dim=w.head_dim, mlp_dim=w.mlp_dim)
+    if exec_ == "twin":
+        kw.update(num_branches=1, branch_depth=K * args.branch_depth)
+    else:  # the ViT's qkv bias is not a matmul: the same count
+        kw.update(num_branches=K, branch_depth=args.branch_depth,
+                  execution="least-work" if exec_ == "least-work" else "fused")
+    return paraformer.paraformer_flops(**kw) / 1e6
 
 
-def time_cuda_graph(model, x, min_run_time: float, rounds: int = 7) -> float:
-    """Median seconds per CUDA-graph replay, rounds of replays timed with CUDA events."""
+# -- timers: each returns a function `one_round(calls) -> [seconds per call]` -------------------
+def eager_timer(fn, cuda: bool):
+    if not cuda:
+        def one_round(calls: int) -> list[float]:
+            out = []
+            for _ in range(calls):
+                t0 = time.perf_counter_ns()
+                fn()
+                out.append((time.perf_counter_ns() - t0) / 1e9)
+            return out
+        return one_round
+
+    def one_round(calls: int) -> list[float]:
+        ev = [torch.cuda.Event(enable_timing=True) for _ in range(calls + 1)]
+        ev[0].record()
+        for i in range(calls):
+            fn()
+            ev[i + 1].record()
+        ev[-1].synchronize()  # the one synchronisation of the round
+        return [ev[i].elapsed_time(ev[i + 1]) / 1e3 for i in range(calls)]
+    return one_round
+
+
+def graph_timer(fn):
+    """CUDA graph of `fn`, captured after a warm-up on a side stream; replays timed."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
-    with torch.no_grad():
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                model(x)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            model(x)
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
     torch.cuda.synchronize()
-
-    def round_(n: int) -> float:
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(n):
-            graph.replay()
-        end.record()
-        end.synchronize()  # the one synchronisation of the round
-        return start.elapsed_time(end) / 1e3 / n
-
-    per = round_(10)  # warm-up and calibration
-    n = max(10, min(10_000, int(min_run_time / rounds / max(per, 1e-7))))
-    return statistics.median(round_(n) for _ in range(rounds))
+    return eager_timer(graph.replay, cuda=True)
 
 
-# -- the sweep ---------------------------------------------------------------------------------
+# -- the sweep --------------------------------------------------------------------------------
+def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.float(), b.float()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def measure_group(mode, width, batch, K, execs, args, device, dtype, cuda) -> list[dict]:
+    """Build every execution for one (mode, width, batch, K), time them interleaved."""
+    base = {"device": device, "dtype": str(dtype).split(".")[-1], "mode": mode, "width": width,
+            "embed_dim": WIDTHS[width].dim, "batch": batch, "K": K,
+            "branch_depth": args.branch_depth, "rounds": 0}
+    rows = {e: {**base, "exec": e, "status": "ok", "error": ""} for e in execs}
+    for e in execs:
+        serial = e in ("twin", "vit")
+        rows[e]["layers"] = K * args.branch_depth
+        rows[e]["critical_path"] = K * args.branch_depth if serial else args.branch_depth
+        rows[e]["mflop_per_image"] = round(flops_per_image(e, width, K, args), 1)
+    x = torch.randn(batch, 3, args.img_size, args.img_size, device=device, dtype=dtype)
+    para, timers, outs = None, {}, {}
+    for e in execs:
+        try:
+            if e in ("loop", "fused", "least-work"):
+                para = para or build("fused", width, K, args, device, dtype)
+                model = para
+
+                def fn(model=model, e=e):
+                    model.set_execution(e)  # the three share weights; switching is free
+                    return model(x)
+            else:
+                model = build(e, width, K, args, device, dtype)
+
+                def fn(model=model):
+                    return model(x)
+            with torch.inference_mode():
+                outs[e] = fn()
+                timers[e] = graph_timer(fn) if mode == "graph" else eager_timer(fn, cuda)
+                warm = timers[e](2)
+            rows[e]["_per_call"] = statistics.median(warm)
+        except Exception as exc:  # noqa: BLE001  (any failure becomes a row; the sweep goes on)
+            oom = isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc)
+            rows[e].update(status="oom" if oom else "error",
+                           error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            timers.pop(e, None)
+            if cuda:
+                torch.cuda.empty_cache()
+    for e in ("fused", "least-work"):
+        if e in outs and "loop" in outs:
+            rows[e]["max_rel_err_vs_loop"] = f"{_rel_err(outs[e], outs['loop']):.2e}"
+    live = [e for e in execs if e in timers]
+    round_time = args.round_time or (0.1 if cuda else 0.3)
+    calls = {e: max(1, min(1000, round(round_time / max(rows[e]["_per_call"], 1e-6))))
+             for e in live}
+    samples = {e: [] for e in live}
+    per_round = {e: [] for e in live}
+    for r in range(args.rounds):
+        order = live[r % len(live):] + live[: r % len(live)] if live else []
+        for e in order:
+            try:
+                with torch.inference_mode():
+                    got = timers[e](calls[e])
+            except Exception as exc:  # noqa: BLE001
+                rows[e].update(status="error", error=f"{type(exc).__name__}: {exc}"[:200])
+                live.remove(e)
+                continue
+            samples[e] += got
+            per_round[e].append(statistics.median(got))
+        print(f"    round {r + 1}/{args.rounds}: " + "  ".join(
+            f"{e} {per_round[e][-1] * 1e3:.1f}" for e in live if per_round[e]),
+            file=sys.stderr, flush=True)
+    for e in live:
+        s = sorted(samples[e])
+        rows[e].update(ms=round(statistics.median(s) * 1e3, 4),
+                       p10_ms=round(s[int(0.1 * (len(s) - 1))] * 1e3, 4),
+                       p90_ms=round(s[int(0.9 * (len(s) - 1))] * 1e3, 4), calls=len(s),
+                       rounds=len(per_round[e]),
+                       ms_rounds=" ".join(f"{t * 1e3:.3f}" for t in per_round[e]))
+        for ref in REFERENCES:
+            if ref == e or ref not in live:
+                continue
+            ratios = [a / b for a, b in zip(per_round[e], per_round[ref], strict=False)]
+            if ratios:
+                rows[e].update({f"ratio_{ref}_median": round(statistics.median(ratios), 4),
+                                f"ratio_{ref}_min": round(min(ratios), 4),
+                                f"ratio_{ref}_max": round(max(ratios), 4)})
+    for row in rows.values():
+        row.pop("_per_call", None)
+    return [rows[e] for e in execs]
+
+
+class RowWriter:
+    """Appends rows to a CSV or JSON Lines file and flushes each one."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.exists() or path.stat().st_size == 0
+        self.file = path.open("a", newline="")
+        if path.suffix == ".csv":
+            self.csv = csv.DictWriter(self.file, fieldnames=FIELDS, restval="")
+            if new:
+                self.csv.writeheader()
+
+    def write(self, row: dict) -> None:
+        if self.path is None:
+            return
+        if self.path.suffix == ".csv":
+            self.csv.writerow(row)
+        else:
+            self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+
+
 def run(args) -> list[dict]:
-    if args.device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    else:
-        device = args.device
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
+        else args.device
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device available")
     cuda = device == "cuda"
     if args.threads:
         torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
-
-    ks = args.ks or ([1, 4, 16] if args.quick else list(CUDA_KS if cuda else CPU_KS))
-    if cuda and args.quick and not args.ks:
-        ks = [1, 8, 48]
-    batches = args.batches or ([1] if args.quick else list(CUDA_BATCHES if cuda else CPU_BATCHES))
-    if cuda and args.quick and not args.batches:
-        batches = [1, 256]
-    widths = args.widths or (["paper"] if cuda or args.quick else ["authors", "paper"])
-    if args.quick and not cuda and not args.widths:
-        widths = ["authors"]
-    execs = args.execs or (["loop", "fused", "serial"] if cuda else ["loop", "fused"])
+    ks = args.ks or ([1, 4] if args.quick else ([1, 8, 48] if cuda else [1, 4, 12, 24]))
+    batches = args.batches or ([1] if args.quick else ([1, 32, 256] if cuda else [1, 8]))
+    widths = args.widths or (["authors"] if args.quick else ["paper"])
+    execs = args.execs or list(EXECS)
     modes = (args.modes or ["eager", "graph"]) if cuda else ["eager"]
     dtype = getattr(torch, args.dtype or ("bfloat16" if cuda else "float32"))
-    min_run_time = args.min_run_time or (0.1 if args.quick else (0.5 if cuda else 0.3))
-    for name, values, allowed in (
-        ("--widths", widths, WIDTHS),
-        ("--execs", execs, ("loop", "fused", "serial")),
-        ("--modes", modes, ("eager", "graph")),
-    ):
-        bad = [v for v in values if v not in allowed]
-        if bad:
-            raise SystemExit(f"{name}: unknown {bad}, choose from {sorted(allowed)}")
-
-    what = "graph replay" if "graph" in modes else "eager"
-    print(
-        f"# device={device} ({torch.cuda.get_device_name() if cuda else f'{threads} threads'}) "
-        f"dtype={str(dtype).split('.')[-1]} img={args.img_size} branch_depth={args.branch_depth} "
-        f"min_run_time={min_run_time}s repeats={args.repeats} modes={modes} ({what})",
-        flush=True,
-    )
-    points = [
-        (mode, width, batch, K, exec_)
-        for mode in modes
-        for width in widths
-        for batch in batches
-        for K in ks
-        for exec_ in execs
-    ]
-    times: dict[tuple, list[float]] = {pt: [] for pt in points}
-    inputs: dict[int, torch.Tensor] = {}
-    for rep in range(max(1, args.repeats)):
-        for pt in points:
-            mode, width, batch, K, exec_ = pt
-            if batch not in inputs:
-                inputs[batch] = torch.randn(
-                    batch, 3, args.img_size, args.img_size, device=device, dtype=dtype
-                )
-            x = inputs[batch]
-            model = None
-            try:
-                model = build(exec_, width, K, args, device, dtype)
-                if mode == "graph":
-                    sec = time_cuda_graph(model, x, min_run_time)
-                else:
-                    sec = time_eager(model, x, min_run_time, threads)
-            except torch.OutOfMemoryError:
-                sec = math.nan
-            finally:
-                del model
-                if cuda:
-                    torch.cuda.empty_cache()
-            times[pt].append(sec)
-            print(
-                f"  [{rep + 1}/{args.repeats}] {mode:5s} {width:5s} b={batch:<3d} K={K:<3d} "
-                f"{exec_:6s} {sec * 1e3:10.3f} ms",
-                file=sys.stderr,
-                flush=True,
-            )
-    rows = []
-    for pt in points:
-        mode, width, batch, K, exec_ = pt
-        finite = [t for t in times[pt] if math.isfinite(t)]
-        rows.append(
-            {
-                "device": device,
-                "dtype": str(dtype).split(".")[-1],
-                "mode": mode,
-                "width": width,
-                "embed_dim": WIDTHS[width].dim,
-                "batch": batch,
-                "K": K,
-                "branch_depth": args.branch_depth,
-                "exec": exec_,
-                "ms": min(finite) * 1e3 if finite else math.nan,
-                "repeats": len(times[pt]),
-                "ms_each": " ".join(f"{t * 1e3:.4f}" for t in times[pt]),
-            }
-        )
+    if args.traffic:
+        print(traffic_table(ks, batches, widths, args))
+        return []
+    print(f"# device={device} ({torch.cuda.get_device_name() if cuda else ''}"
+          f"{torch.get_num_threads()} threads) dtype={str(dtype).split('.')[-1]} "
+          f"img={args.img_size} branch_depth={args.branch_depth} rounds={args.rounds}",
+          flush=True)
+    writer, rows = RowWriter(args.out), []
+    groups = [(m, w, b, k) for m in modes for w in widths for b in batches for k in ks]
+    for i, (mode, width, batch, K) in enumerate(groups, 1):
+        print(f"  [{i}/{len(groups)}] {mode} {width} batch {batch} K {K}", file=sys.stderr,
+              flush=True)
+        for row in measure_group(mode, width, batch, K, execs, args, device, dtype, cuda):
+            writer.write(row)
+            rows.append(row)
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    """One line per (mode, width, batch, K): times, fused/loop, fused/serial, ratios to K=1."""
-    ms = {(r["mode"], r["width"], r["batch"], r["K"], r["exec"]): r["ms"] for r in rows}
-    execs = [e for e in ("loop", "fused", "serial") if any(r["exec"] == e for r in rows)]
-    keys = sorted(
-        {(r["mode"], r["width"], r["batch"], r["K"]) for r in rows},
-        key=lambda k: (k[0], list(WIDTHS).index(k[1]), k[2], k[3]),
-    )
-    base_k = {}
-    for mode, width, batch, K in keys:
-        base_k.setdefault((mode, width, batch), K)
-    head = ["mode", "width", "batch", "K"] + [f"{e} ms" for e in execs]
-    if {"loop", "fused"} <= set(execs):
-        head.append("fused/loop")
-    if {"serial", "fused"} <= set(execs):
-        head.append("fused/serial")
-    head += [f"{e} K/K1" for e in execs]
-
-    def get(mode, width, batch, K, e):
-        return ms.get((mode, width, batch, K, e), math.nan)
-
+    """One line per (mode, width, batch, K, exec): median ms and per-round ratios."""
+    head = ["mode", "width", "batch", "K", "exec", "status", "ms", "MFLOP/img"] + [
+        f"/ {r}" for r in REFERENCES]
     lines = []
-    for mode, width, batch, K in keys:
-        k0 = base_k[(mode, width, batch)]
-        vals = {e: get(mode, width, batch, K, e) for e in execs}
-        cells = [mode, f"{width}(D{WIDTHS[width].dim})", str(batch), str(K)]
-        cells += [f"{vals[e]:.3f}" for e in execs]
-        if "fused/loop" in head:
-            cells.append(f"{vals['fused'] / vals['loop']:.2f}")
-        if "fused/serial" in head:
-            cells.append(f"{vals['fused'] / vals['serial']:.2f}")
-        cells += [f"{vals[e] / get(mode, width, batch, k0, e):.2f}" for e in execs]
+    for r in rows:
+        cells = [r["mode"], r["width"], str(r["batch"]), str(r["K"]), r["exec"], r["status"],
+                 f"{r['ms']:.2f}" if "ms" in r else "-", f"{r['mflop_per_image']:.0f}"]
+        for ref in REFERENCES:
+            med = r.get(f"ratio_{ref}_median")
+            cells.append("-" if med is None else
+                         f"{med:.2f} [{r[f'ratio_{ref}_min']:.2f}-{r[f'ratio_{ref}_max']:.2f}]")
         lines.append(cells)
-    widths_ = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(head)]
+    widths_ = [max(len(h), *(len(c[i]) for c in lines)) if lines else len(h)
+               for i, h in enumerate(head)]
 
     def fmt(cells):
         return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths_, strict=True)) + " |"
 
-    out = [fmt(head), "|" + "|".join("-" * (w + 2) for w in widths_) + "|"]
-    out += [fmt(c) for c in lines]
+    return "\n".join([fmt(head), "|" + "|".join("-" * (w + 2) for w in widths_) + "|"]
+                     + [fmt(c) for c in lines])
+
+
+def traffic_table(ks, batches, widths, args) -> str:
+    """Analytic kernels and MiB per fused level, before and after (paraformer.level_traffic)."""
+    e = 2 if (args.dtype or "float32") != "float32" else 4
+    out = ["| width | batch | K | level | kernels before | after | MiB before | after | after/before |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for width in widths:
+        w = WIDTHS[width]
+        tokens = (args.img_size // w.patch) ** 2 + 1
+        for b in batches:
+            for k in ks:
+                for shared in (True, False):
+                    plans = [paraformer.level_traffic(p, k, b, tokens, w.dim, w.heads, w.head_dim,
+                                                      w.mlp_dim, shared=shared,
+                                                      bytes_per_element=e)
+                             for p in ("before", "after")]
+                    mib = [sum(r + wr for _, r, wr in p) / 2**20 for p in plans]
+                    out.append(f"| {width} | {b} | {k} | {'first (shared)' if shared else 'deeper'}"
+                               f" | {len(plans[0])} | {len(plans[1])} | {mib[0]:.1f} | "
+                               f"{mib[1]:.1f} | {mib[1] / mib[0]:.3f} |")
     return "\n".join(out)
-
-
-def write(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".json":
-        path.write_text(json.dumps(rows, indent=1))
-    else:
-        with path.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    rows = run(args)
-    print(table(rows))
-    if args.out:
-        write(rows, args.out)
-        print(f"# wrote {len(rows)} rows to {args.out}")
+    try:
+        rows = run(args)
+    except KeyboardInterrupt:
+        print("# interrupted: rows measured so far are in --out", file=sys.stderr)
+        return 130
+    if rows:
+        print(table(rows))
+        bad = [r for r in rows if r["status"] != "ok"]
+        if args.out:
+            print(f"# appended {len(rows)} rows to {args.out}")
+        if bad:
+            print(f"# {len(bad)} rows failed: " + "; ".join(
+                f"{r['exec']} K{r['K']} b{r['batch']}: {r['error']}" for r in bad))
+            return 1
     return 0
 
 

@@ -7,6 +7,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Test this checkout, models included, also in the subprocesses the tests start: an
+# editable install made from another checkout (a git worktree beside this one) would
+# otherwise provide `paraformer` and `parabench` from there.
+for _root in (ROOT / "models", ROOT):
+    sys.path.insert(0, str(_root))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), str(ROOT / "models")] + [p for p in os.environ.get("PYTHONPATH", "").split(
+        os.pathsep) if p])
+
 
 def run_cli(*args, db=None, timeout=300, **kw):
     """Run `python -m parabench ...` in a subprocess, as a user would."""

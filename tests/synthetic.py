@@ -45,11 +45,15 @@ def _latency(fam: str, depth: int, batch: int, mode: str, gpu: bool) -> float:
     base = (0.06 if mode == "graph" else 0.25) + batch * 0.002
     if fam == "paraformer-fused":  # compute hides under a floor until the device fills
         return base + 4 * launch + max(0.05, depth * batch * work * 1.7)
+    if fam == "paraformer-least-work":  # the same, with a sixth of the work per branch
+        return base + 4 * launch + max(0.05, depth * batch * work * 1.7 / 6)
     if fam == "resnet":
         return base + depth / 3 * (launch + batch * work * 0.8)
     per_layer = max(launch, batch * work) + 0.1 * batch * work
     if fam == "paraformer-loop":
         per_layer *= 1.08
+    elif fam == "paraformer-serial":
+        per_layer *= 1.03
     elif fam == "vit-parallel":
         per_layer *= 0.85
     return base + depth * per_layer
@@ -72,7 +76,7 @@ def _sizes(w: Width, img_size: int) -> tuple[float, float, float, float]:
 def make_db(path, kind: str = "paper", *, seed: int = 0, family_alias: dict | None = None,
             comparison: bool = True) -> tuple[Store, str]:
     """Create (or add to) the database at `path` with one synthetic run of preset `kind`
-    ('paper': GPU-like, 5 families x 7 depths x 3 batches x 2 modes, with profile,
+    ('paper': GPU-like, 7 families x 7 depths x 3 batches x 2 modes, with profile,
     energy and efficiency metrics on some points; 'quick': CPU-like, no GPU metrics).
     `family_alias` renames families (e.g. to test escaping). Returns (store, run_id)."""
     sweep = PRESETS[kind]
@@ -133,6 +137,8 @@ def _record(p, sweep: Sweep, n_samples: int, gpu: bool, rng) -> Record:
     base_params, base_flops, block_params, block_flops = _sizes(WIDTHS[sweep.width],
                                                                 sweep.img_size)
     flops = base_flops + block_flops * layers
+    if fam == "paraformer-least-work":  # the same output for about a sixth of the work
+        flops = base_flops + block_flops * layers / 6.3
     extra = {}
     if gpu:
         fwd_s = mu / 1e3

@@ -72,17 +72,27 @@ def run_with_grads(model: ParaFormer, x: torch.Tensor, w: torch.Tensor):
 
 
 def assert_executions_agree(fused: ParaFormer, x: torch.Tensor) -> None:
+    """loop == fused (== least-work with a CLS head): outputs and every gradient, with
+    autograd and (outputs) without it, where the fused executions use cached folded
+    weights."""
     loop = copy.deepcopy(fused).set_execution("loop")
     assert fused.execution == "fused" and loop.execution == "loop"
+    others = [fused]
+    if fused.pool == "cls":
+        others.append(copy.deepcopy(fused).set_execution("least-work"))
     w = torch.randn(x.shape[0], fused.num_classes, generator=torch.Generator().manual_seed(2))
-    out_f, g_f = run_with_grads(fused, x, w)
     out_l, g_l = run_with_grads(loop, x, w)
-    assert out_f.shape == (x.shape[0], fused.num_classes)
-    assert rel_err(out_f, out_l) < RTOL
-    assert g_f.keys() == g_l.keys()
-    for name in g_l:
-        assert g_l[name].norm() > 0, name
-        assert rel_err(g_f[name], g_l[name]) < RTOL, name
+    for other in others:
+        out_o, g_o = run_with_grads(other, x, w)
+        assert out_o.shape == (x.shape[0], fused.num_classes)
+        assert rel_err(out_o, out_l) < RTOL, other.execution
+        assert g_o.keys() == g_l.keys()
+        for name in g_l:
+            assert g_l[name].norm() > 0, name
+            assert rel_err(g_o[name], g_l[name]) < RTOL, (other.execution, name)
+        with torch.inference_mode():
+            for _ in range(2):  # the second call reads the cached folded weights
+                assert rel_err(other(x), out_l) < RTOL, other.execution
 
 
 # -- the two executions compute one function ------------------------------------------------
@@ -96,9 +106,79 @@ def test_loop_and_fused_agree(K, depth, batch):
 
 @pytest.mark.parametrize("pool", ["cls", "mean"])
 @pytest.mark.parametrize("residual", ["authors", "prenorm"])
-def test_loop_and_fused_agree_residual_pool(residual, pool):
-    m = build(num_branches=3, branch_depth=2, residual=residual, pool=pool)
+@pytest.mark.parametrize("K, depth", [(3, 1), (3, 2), (1, 3)])
+def test_loop_and_fused_agree_residual_pool(residual, pool, K, depth):
+    m = build(num_branches=K, branch_depth=depth, residual=residual, pool=pool)
     assert_executions_agree(m, images(2))
+
+
+def test_cached_folded_weights_follow_parameter_changes():
+    """Inference reuses folded LayerNorm weights; an in-place update must not be missed."""
+    m = build(num_branches=3, branch_depth=2)
+    x = images(2)
+    with torch.inference_mode():
+        before = m(x)
+    with torch.no_grad():
+        m.blocks[0].norm1.weight.mul_(1.5)  # what an optimizer step or load_state_dict does
+        m.blocks[1].fc1.bias.add_(0.3)
+    with torch.inference_mode():
+        after = m(x)
+        want = copy.deepcopy(m).set_execution("loop")(x)
+    assert rel_err(after, want) < RTOL
+    assert rel_err(after, before) > 1e-3
+
+
+def test_first_level_attends_over_batch_sequences_of_k_times_h_heads(monkeypatch):
+    """B sequences of K*H heads at the shared first level (no K*B launch limit there);
+    K*B sequences of H heads deeper."""
+    shapes = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        shapes.append((tuple(q.shape), tuple(k.shape)))
+        return sdpa(q, k, v, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    m = build(num_branches=5, branch_depth=2)
+    with torch.no_grad():
+        m(images(3))
+        m.set_execution("least-work")(images(3))
+    N = m.num_tokens
+    assert shapes == [((3, 10, N, 32), (3, 10, N, 32)), ((15, 2, N, 32), (15, 2, N, 32)),
+                      ((3, 10, N, 32), (3, 10, N, 32)), ((15, 2, 1, 32), (15, 2, N, 32))]
+
+
+def test_attention_split_below_the_launch_limit_computes_the_same(monkeypatch):
+    from paraformer import fused
+
+    m = build(num_branches=4, branch_depth=2, residual="prenorm")
+    x = images(3)
+    with torch.no_grad():
+        whole = m(x)
+        monkeypatch.setattr(fused, "MAX_ATTENTION_BATCH", 5)  # 12 sequences -> 3 calls
+        split = m(x)
+        loop = copy.deepcopy(m).set_execution("loop")(x)
+    assert rel_err(split, loop) < RTOL and rel_err(whole, loop) < RTOL
+
+
+def test_least_work_needs_a_cls_head():
+    with pytest.raises(ValueError, match="execution='least-work' needs pool='cls'.*'mean'"):
+        ParaFormer(**tiny(pool="mean", execution="least-work"))
+    m = build(num_branches=2, branch_depth=1, pool="mean")
+    with pytest.raises(ValueError, match="pool='cls'"):
+        m.set_execution("least-work")
+    assert m.execution == "fused"
+
+
+def test_least_work_features_are_the_cls_token():
+    m = build(num_branches=3, branch_depth=2)
+    x = images(2)
+    with torch.no_grad():
+        full = m.forward_features(x)
+        cls = m.set_execution("least-work").forward_features(x)
+        assert cls.shape == (2, 1, 64)
+        assert rel_err(cls[:, 0], full[:, 0]) < RTOL
+        assert rel_err(m.forward_head(cls), m(x)) < RTOL
 
 
 def test_forward_features_and_head_compose():
@@ -164,8 +244,8 @@ def test_branches_are_summed_plainly():
         assert rel_err(m.forward_features(images(2)), each.sum(0)) < RTOL
 
 
-def test_training_mode_with_dropout_runs_both_executions():
-    for execution in ("fused", "loop"):
+def test_training_mode_with_dropout_runs_every_execution():
+    for execution in ("fused", "loop", "least-work"):
         m = ParaFormer(
             **tiny(
                 num_branches=3,
@@ -182,14 +262,29 @@ def test_training_mode_with_dropout_runs_both_executions():
         assert all(p.grad is not None for p in m.parameters())
 
 
-def test_state_dict_moves_between_executions():
+@pytest.mark.parametrize("residual", ["authors", "prenorm"])
+def test_dropout_paths_compute_the_same_function(monkeypatch, residual):
+    """Training with dropout takes other paths (bias inside the dropped projection, no
+    accumulator fold); with a dropout that keeps everything they must still agree."""
+    monkeypatch.setattr(torch.nn.functional, "dropout", lambda x, p=0.5, training=True,
+                        inplace=False: x)
+    m = build(num_branches=3, branch_depth=2, residual=residual, drop_rate=0.2,
+              emb_drop_rate=0.2).train()
+    assert_executions_agree(m, images(2))
+
+
+@pytest.mark.parametrize("execution", ["fused", "least-work"])
+def test_state_dict_moves_between_executions(execution):
     loop = build(seed=3, num_branches=4, branch_depth=2, execution="loop")
-    fused = ParaFormer(**tiny(num_branches=4, branch_depth=2, execution="fused")).eval()
-    fused.load_state_dict(loop.state_dict())
+    other = ParaFormer(**tiny(num_branches=4, branch_depth=2, execution=execution)).eval()
+    with torch.no_grad():
+        other(images(3))  # fills the folded-weight cache, which must not leak into state
+    other.load_state_dict(loop.state_dict())
     x = images(3)
     with torch.no_grad():
-        assert rel_err(fused(x), loop(x)) < RTOL
-    assert loop.state_dict().keys() == fused.state_dict().keys()
+        assert rel_err(other(x), loop(x)) < RTOL
+    assert {k: v.shape for k, v in loop.state_dict().items()} == {
+        k: v.shape for k, v in other.state_dict().items()}
 
 
 # -- counts -------------------------------------------------------------------------------
@@ -249,17 +344,34 @@ def _counted_flops(model, x) -> int:
     return fc.get_total_flops()
 
 
-@pytest.mark.parametrize("execution", ["fused", "loop"])
+@pytest.mark.parametrize("execution", ["fused", "loop", "least-work"])
 @pytest.mark.parametrize(
     "over",
     [
         {"num_branches": 3, "branch_depth": 2},
-        {"num_branches": 1, "branch_depth": 1, "pool": "mean"},
+        {"num_branches": 1, "branch_depth": 1},
+        {"num_branches": 4, "branch_depth": 1, "residual": "prenorm"},
     ],
 )
 def test_flop_counter_matches_analytic(execution, over):
     kw = tiny(**over, execution=execution)
     assert _counted_flops(ParaFormer(**kw), images(2)) == 2 * paraformer_flops(**kw)
+
+
+def test_flop_counter_mean_pool_matches_analytic():
+    kw = tiny(num_branches=2, branch_depth=1, pool="mean")
+    assert _counted_flops(ParaFormer(**kw), images(2)) == 2 * paraformer_flops(**kw)
+
+
+def test_least_work_cuts_a_vit_s_branch_about_six_fold():
+    """At ViT-S width (197 tokens, D 384): 757 MFLOP per full block, 119.4 for the last."""
+    full = transformer_matmul_flops(197, 384, 6, 64, 1536, 1, 0, 0)
+    last = paraformer.least_work_block_flops(197, 384, 6, 64, 1536)
+    assert (full, last) == (756_782_592, 119_447_040)
+    vit_s = {"embed_dim": 384, "num_heads": 6, "head_dim": 64, "mlp_dim": 1536}
+    k12 = {**vit_s, "num_branches": 12, "branch_depth": 1}
+    ratio = paraformer_flops(**k12) / paraformer_flops(**k12, execution="least-work")
+    assert 5.5 < ratio < 6.0
 
 
 def test_serial_vit_flops_equal():
@@ -382,3 +494,36 @@ def test_set_execution_validates():
 def test_package_exports():
     for name in paraformer.__all__:
         assert hasattr(paraformer, name), name
+
+
+# -- on a GPU -----------------------------------------------------------------------------
+_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.gpu
+@_CUDA
+@pytest.mark.parametrize("residual", ["authors", "prenorm"])
+def test_gpu_bf16_executions_agree_with_flash_attention(residual):
+    """loop == fused == least-work on CUDA in bf16, attention on the flash kernel."""
+    m = build(num_branches=8, branch_depth=2, residual=residual).to("cuda", torch.bfloat16)
+    x = images(4).to("cuda", torch.bfloat16)
+    with torch.inference_mode(), sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        want = m.set_execution("loop")(x).float()
+        for execution in ("fused", "least-work"):
+            got = m.set_execution(execution)(x).float()
+            assert rel_err(got, want) < 3e-2, execution  # bf16: 8 bits of mantissa
+
+
+@pytest.mark.gpu
+@_CUDA
+def test_gpu_more_than_65535_branch_sequences_launch():
+    """K*B above FlashAttention's grid limit: 48 branches x batch 1400 = 67200 sequences.
+    The shared first level attends over B sequences of K*H heads; the deeper level in
+    chunks. Both must launch and agree with the loop."""
+    m = build(num_branches=48, branch_depth=2).to("cuda", torch.bfloat16)
+    x = torch.randn(1400, 3, 32, 32, device="cuda", dtype=torch.bfloat16)
+    with torch.inference_mode(), sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        fused = m.set_execution("fused")(x).float()
+        loop = m.set_execution("loop")(x).float()
+    assert torch.isfinite(fused).all()
+    assert rel_err(fused, loop) < 5e-2  # bf16, 48 branch outputs summed in another order

@@ -9,6 +9,7 @@ import pytest
 
 from parabench import analysis
 from parabench.cli import main
+from parabench.config import PRESETS
 from parabench.records import Record
 from parabench.report import build_report
 from parabench.store import Store
@@ -32,7 +33,8 @@ def paper_report(paper_db, tmp_path_factory):
     out = tmp_path_factory.mktemp("paper-report") / "r"
     t0 = time.perf_counter()
     res = build_report(db, [run_id], out)
-    print(f"\npaper-sized report (198 points, 5 families x 7 depths x 3 batches x 2 modes): "
+    print(f"\npaper-sized report ({len(PRESETS['paper'].points())} points, 7 families x 7 "
+          "depths x 3 batches x 2 modes): "
           f"{time.perf_counter() - t0:.1f} s")
     return res
 
@@ -73,7 +75,8 @@ def test_paper_report_writes_every_file(paper_report):
     for f in paper_report.figures:
         assert f"]({f.relative_to(out).as_posix()})" in md
     data = pd.read_csv(out / "data.csv")
-    assert len(data) == 198 and set(data["status"]) == {"ok", "oom", "skipped"}
+    assert len(data) == len(PRESETS["paper"].points())
+    assert set(data["status"]) == {"ok", "oom", "skipped"}
     assert len(json.loads(data.loc[0, "samples_ms"])) == 40  # raw samples survive
 
 

@@ -7,9 +7,10 @@ the math backend (``torch.nn.attention.sdpa_kernel(SDPBackend.MATH)``).
 Normalisations, softmax, GELU, additions and the branch sum are not counted.
 
 All extra keyword arguments of :func:`param_count` and :func:`paraformer_flops`
-(``residual``, ``pool``, dropout rates, ``execution``, ...) are accepted and
-ignored because they change neither count, so ``param_count(**model.config)``
-works.
+(``residual``, ``pool``, dropout rates, ...) are accepted and ignored because they
+change neither count, so ``param_count(**model.config)`` works. The one exception is
+``execution="least-work"``, which does less work for the same output: its FLOPs are
+:func:`least_work_block_flops` in each branch's last block.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 __all__ = [
     "block_param_count",
+    "least_work_block_flops",
+    "level_traffic",
     "paraformer_flops",
     "param_count",
     "transformer_matmul_flops",
@@ -108,6 +111,25 @@ def transformer_matmul_flops(
     return embed + num_blocks * per_block + head
 
 
+def least_work_block_flops(
+    num_tokens: int, dim: int, num_heads: int, head_dim: int, mlp_dim: int
+) -> int:
+    """Forward matmul FLOPs per image of a last block that only feeds the CLS row.
+
+    Keys and values for all T tokens (2*T*D*2*H*dh); the query, attention, projection
+    and FFN for one row: 2*D*H*dh + 2*2*H*T*dh + 2*H*dh*D + 2*2*D*M. At ViT-S width
+    (T 197, D 384, H 6, dh 64, M 1536) that is 119.5 MFLOP against 757 for a full block.
+    """
+    T, D, inner = num_tokens, dim, num_heads * head_dim
+    return (
+        2 * T * D * 2 * inner  # k and v, every token
+        + 2 * D * inner  # q, CLS row
+        + 2 * 2 * num_heads * T * head_dim  # q k^T and attn @ v, one query
+        + 2 * inner * D  # output projection, CLS row
+        + 2 * 2 * D * mlp_dim  # fc1 and fc2, CLS row
+    )
+
+
 def paraformer_flops(
     img_size: int | tuple[int, int] = 224,
     patch_size: int | tuple[int, int] = 16,
@@ -119,16 +141,19 @@ def paraformer_flops(
     mlp_dim: int = 768,
     num_branches: int = 8,
     branch_depth: int = 2,
+    execution: str = "fused",
     **_ignored: Any,
 ) -> int:
-    """Forward matmul FLOPs per image of ParaFormer(...), either execution.
+    """Forward matmul FLOPs per image of ParaFormer(...).
 
-    :func:`transformer_matmul_flops` with ``num_blocks = num_branches * branch_depth``
-    (the same as a serial ViT of depth K*branch_depth and equal width).
+    loop and fused: :func:`transformer_matmul_flops` with ``num_blocks = num_branches *
+    branch_depth`` (the same as a serial ViT of depth K*branch_depth and equal width).
+    least-work: each branch's last block costs :func:`least_work_block_flops` instead.
     """
     (ih, iw), (ph, pw) = _pair(img_size), _pair(patch_size)
-    return transformer_matmul_flops(
-        num_tokens=(ih // ph) * (iw // pw) + 1,
+    tokens = (ih // ph) * (iw // pw) + 1
+    full = transformer_matmul_flops(
+        num_tokens=tokens,
         dim=embed_dim,
         num_heads=num_heads,
         head_dim=head_dim,
@@ -137,6 +162,11 @@ def paraformer_flops(
         patch_dim=ph * pw * in_chans,
         num_classes=num_classes,
     )
+    if execution != "least-work":
+        return full
+    one_block = transformer_matmul_flops(tokens, embed_dim, num_heads, head_dim, mlp_dim, 1, 0, 0)
+    last = least_work_block_flops(tokens, embed_dim, num_heads, head_dim, mlp_dim)
+    return full - num_branches * (one_block - last)
 
 
 def _register_inplace_baddbmm_flops() -> None:
@@ -163,3 +193,73 @@ def _register_inplace_baddbmm_flops() -> None:
 
 
 _register_inplace_baddbmm_flops()
+
+
+def level_traffic(
+    plan: str,
+    num_branches: int,
+    batch: int,
+    num_tokens: int,
+    dim: int,
+    num_heads: int,
+    head_dim: int,
+    mlp_dim: int,
+    shared: bool = True,
+    bytes_per_element: int = 4,
+) -> list[tuple[str, int, int]]:
+    """Kernels of one fused inference level and the bytes each reads and writes.
+
+    ``plan``: ``"before"`` (the fused execution up to this version: norm, then a
+    broadcast ``addcmul`` of the affine over ``[K, B, N, D]``, per-branch qkv over K
+    copies of a shared input, bias copied into the residual in its own pass) or
+    ``"after"`` (:mod:`paraformer.fused`: affine folded into cached weights, q and k|v
+    GEMMs over all K at once for a shared input, accumulators built in the pass that
+    applies the affine).
+    ``shared``: the first level, whose input every branch shares.
+
+    Returns ``(kernel, bytes read, bytes written)``, authors' residual, no dropout. A
+    GEMM with a broadcast bias counts as two kernels (bias copy into the output, GEMM
+    with beta 1), which is what CPU BLAS and cuBLAS without an epilogue do. Attention
+    reads q, k, v once and writes its output once (a flash kernel's ideal); weights are
+    read once per GEMM. An estimate from shapes, not a measurement.
+    """
+    if plan not in ("before", "after"):
+        raise ValueError(f"plan must be 'before' or 'after', got {plan!r}")
+    K, e = num_branches, bytes_per_element
+    R, D, M, inner = batch * num_tokens, dim, mlp_dim, num_heads * head_dim
+    x_in = R * D if shared else K * R * D  # elements of the level's input
+    act, qkv, hid = K * R * D, K * R * 3 * inner, K * R * M
+    out: list[tuple[str, int, int]] = []
+
+    def k(name: str, read: int, write: int) -> None:
+        out.append((name, read * e, write * e))
+
+    k("layer_norm 1 (no affine)", x_in, x_in)
+    if plan == "before":
+        k("addcmul: LN1 affine, K branches", x_in, act)
+        k("qkv bmm", act + K * D * 3 * inner, qkv)
+    else:  # the norm's shift survives as q's bias only (see paraformer.fused._folded)
+        one = ", one GEMM for all K)" if shared else ")"
+        q, kv = qkv // 3, qkv - qkv // 3
+        k("q bias copy", 0, q)
+        k("q GEMM (affine folded" + one, x_in + K * D * inner + q, q)
+        k("kv GEMM (affine folded, no bias" + one, x_in + K * D * 2 * inner, kv)
+    k("attention", qkv, K * R * inner)
+    k("attention output to rows (copy)", K * R * inner, K * R * inner)
+    if plan == "before":
+        k("residual + proj bias", act, act)
+    else:
+        k("addcmul: LN1 affine + proj bias = accumulator", x_in, act)
+    k("proj GEMM into accumulator (beta 1)", K * R * inner + K * inner * D + act, act)
+    k("layer_norm 2 (no affine)", act, act)
+    if plan == "before":
+        k("addcmul: LN2 affine", act, act)
+    k("fc1 bias copy", 0, hid)
+    k("fc1 GEMM" + (" (affine folded)" if plan == "after" else ""), act + K * D * M + hid, hid)
+    k("GELU" + (" in place" if plan == "after" else ""), hid, hid)
+    if plan == "before":
+        k("residual + fc2 bias", act, act)
+    else:
+        k("addcmul: LN2 affine + fc2 bias = accumulator", act, act)
+    k("fc2 GEMM into accumulator (beta 1)", hid + K * M * D + act, act)
+    return out

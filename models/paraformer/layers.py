@@ -1,12 +1,14 @@
 """Branch-stacked building blocks of Para-Former.
 
 Every learnable tensor of a branch layer is stored *once*, stacked on a leading
-axis of length K (the number of branches). Both executions read the same
+axis of length K (the number of branches). Every execution reads the same
 tensors:
 
-* the fused execution treats the K axis as a batch axis (``torch.bmm`` /
-  ``torch.baddbmm`` on ``[K, B*N, D_in] @ [K, D_in, D_out]``) and runs all
-  branches in one pass whose number of operators does not depend on K;
+* the fused and least-work executions (:mod:`paraformer.fused`) treat the K axis
+  as a batch axis (``torch.bmm`` / ``torch.baddbmm`` on
+  ``[K, B*N, D_in] @ [K, D_in, D_out]``, or one plain GEMM over all K for the
+  shared first level) and run all branches in one pass whose number of
+  operators does not depend on K;
 * the loop execution selects slice ``k`` (a view, no copy) and runs the
   branches one after another, as the authors do on a single device.
 
@@ -20,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .fused import fused_level
 
 __all__ = ["ParallelBlock", "StackedLayerNorm", "StackedLinear"]
 
@@ -57,12 +61,6 @@ class StackedLinear(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def fused(self, x: Tensor) -> Tensor:
-        """All branches at once: ``x`` is ``[K, rows, in]``, returns ``[K, rows, out]``."""
-        if self.bias is None:
-            return torch.bmm(x, self.weight)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
-
     def branch(self, x: Tensor, k: int) -> Tensor:
         """Branch ``k`` only: ``x`` is ``[rows, in]``, returns ``[rows, out]``."""
         if self.bias is None:
@@ -91,19 +89,6 @@ class StackedLayerNorm(nn.Module):
     def reset_parameters(self) -> None:
         nn.init.ones_(self.weight)
         nn.init.zeros_(self.bias)
-
-    def fused(self, x: Tensor) -> Tensor:
-        """``x`` is ``[K, B, N, D]`` or a shared ``[B, N, D]``; returns ``[K, B, N, D]``.
-
-        For a shared input (the first block, where every branch sees the same
-        x0) the normalisation is computed once and only the per-branch affine
-        map is applied K times, as a single broadcast ``addcmul``.
-        """
-        xn = F.layer_norm(x, (self.dim,), None, None, self.eps)
-        if x.dim() == 3:
-            xn = xn.unsqueeze(0)
-        shape = (self.num_branches, 1, 1, self.dim)
-        return torch.addcmul(self.bias.view(shape), xn, self.weight.view(shape))
 
     def branch(self, x: Tensor, k: int) -> Tensor:
         return F.layer_norm(x, (self.dim,), self.weight[k], self.bias[k], self.eps)
@@ -160,6 +145,8 @@ class ParallelBlock(nn.Module):
         self.norm2 = StackedLayerNorm(K, dim, **fk)
         self.fc1 = StackedLinear(K, dim, mlp_dim, **fk)
         self.fc2 = StackedLinear(K, mlp_dim, dim, **fk)
+        # (parameter identity, folded weights) kept by the fused execution for inference
+        self._fold_cache = None
 
     def _drop(self, x: Tensor) -> Tensor:
         if self.training and self.drop_rate > 0.0:
@@ -180,42 +167,14 @@ class ParallelBlock(nn.Module):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
 
     # -- fused: all K branches in one pass -------------------------------------------------
-    def _project_add(self, lin: StackedLinear, x: Tensor, res: Tensor) -> Tensor:
-        """``res + dropout(x @ W + b)`` for all branches (``x`` ``[K, R, in]``).
-
-        ``res`` is ``[K, B, N, D]`` or a shared ``[B, N, D]``.
-
-        Without active dropout the bias and the residual are folded into the
-        GEMM's accumulator: ``(res + b).baddbmm_(x, W)``, two kernels (one add,
-        one GEMM with beta=1) instead of bias copy + GEMM + residual add.
-        """
-        K, R = x.shape[0], x.shape[1]
-        D = lin.out_features
-        if self.training and self.drop_rate > 0.0:
-            y = F.dropout(lin.fused(x), self.drop_rate, True)
-            return res + y.view((K,) + res.shape[-3:])
-        acc = res + lin.bias.view(K, 1, 1, D)  # fresh [K, B, N, D] (res may be a shared [B, N, D])
-        return acc.view(K, R, D).baddbmm_(x, lin.weight).view(acc.shape)
-
-    def forward_fused(self, x: Tensor) -> Tensor:
+    def forward_fused(self, x: Tensor, cls_only: bool = False) -> Tensor:
         """``x``: ``[K, B, N, D]``, or the shared ``[B, N, D]`` input of the first block.
 
-        Returns ``[K, B, N, D]``. The operator count is independent of K.
+        Returns ``[K, B, N, D]`` (with ``cls_only``: the CLS rows ``[K, B, D]``, for the
+        least-work execution's last level). The operator count is independent of K;
+        the plan is in :mod:`paraformer.fused`.
         """
-        K, D = self.num_branches, self.dim
-        B, N = x.shape[-3], x.shape[-2]
-        rows = B * N
-        prenorm = self.residual == "prenorm"
-
-        h = self.norm1.fused(x)  # [K, B, N, D], fresh and contiguous
-        qkv = self.qkv.fused(h.view(K, rows, D))  # [K, B*N, 3*H*dh]
-        o = self._attend(qkv, K * B, N)  # [K*B, H, N, dh]
-        o = o.transpose(1, 2).reshape(K, rows, self.num_heads * self.head_dim)
-        x = self._project_add(self.proj, o, x if prenorm else h)  # shared x broadcasts over K
-
-        h = self.norm2.fused(x)
-        f = self._drop(F.gelu(self.fc1.fused(h.view(K, rows, D))))
-        return self._project_add(self.fc2, f, x if prenorm else h)
+        return fused_level(self, x, cls_only)
 
     # -- loop: branch k alone ---------------------------------------------------------------
     def forward_branch(self, x: Tensor, k: int) -> Tensor:

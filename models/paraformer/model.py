@@ -1,4 +1,4 @@
-"""The Para-Former vision model (Wang & Li, arXiv 2407.21670), two executions of one function."""
+"""The Para-Former vision model (Wang & Li, arXiv 2407.21670), three executions of one set of weights."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .layers import ParallelBlock
 
 __all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "ParaFormer"]
 
-EXECUTIONS = ("loop", "fused")
+EXECUTIONS = ("loop", "fused", "least-work")
 RESIDUALS = ("authors", "prenorm")
 POOLS = ("cls", "mean")
 
@@ -48,6 +48,16 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _execution(execution: Any, pool: str) -> str:
+    execution = _choice("execution", execution, EXECUTIONS)
+    if execution == "least-work" and pool != "cls":
+        raise ValueError(
+            f"execution='least-work' needs pool='cls' (it computes the CLS row of the last "
+            f"blocks only), got pool={pool!r}"
+        )
+    return execution
+
+
 class ParaFormer(nn.Module):
     """Para-Former: K parallel transformer branches on a shared embedding, summed.
 
@@ -66,16 +76,21 @@ class ParaFormer(nn.Module):
     ``x = x + FFN(LN(x))``. ``pool="mean"`` averages all tokens including CLS,
     as the authors do.
 
-    Two executions of the same function, sharing one parameter layout (every
+    Three executions of the same function, sharing one parameter layout (every
     branch tensor is stacked on a leading K axis), so a state_dict moves freely
     between them:
 
     * ``execution="loop"``: the authors' single-device algorithm, the branches
       run one after another in Python (operator count grows with K);
-    * ``execution="fused"``: all branches in one batched pass: one ``bmm`` /
-      ``baddbmm`` per projection over ``[K, B*(N+1), D]``, fused QKV, one
-      ``scaled_dot_product_attention`` call over K*B sequences, one sum over K
-      at the end (operator count independent of K).
+    * ``execution="fused"``: all branches in one batched pass (operator count
+      independent of K), planned in :mod:`paraformer.fused`: LayerNorm affine
+      folded into the next GEMM, the shared first level's q and k|v for all
+      branches as two plain GEMMs, attention over B sequences of K*H heads,
+      one sum over K at the end;
+    * ``execution="least-work"`` (``pool="cls"`` only): fused, with each
+      branch's last block computing keys and values for every token and the
+      rest for the CLS row only, the row the head reads. Same output, fewer
+      FLOPs (:func:`paraformer.analytic.least_work_block_flops`).
 
     Switch with :meth:`set_execution`. Without active dropout the fused path
     folds bias and residual into the GEMM accumulator with the in-place
@@ -100,7 +115,7 @@ class ParaFormer(nn.Module):
         drop_rate: dropout after the attention output projection and in the FFN.
         attn_drop_rate: dropout on the attention probabilities.
         emb_drop_rate: dropout on the embedded tokens.
-        execution: ``"loop"`` or ``"fused"``.
+        execution: ``"loop"``, ``"fused"`` or ``"least-work"`` (needs ``pool="cls"``).
         device, dtype: factory arguments for the parameters.
     """
 
@@ -150,7 +165,7 @@ class ParaFormer(nn.Module):
         drop_rate = _rate("drop_rate", drop_rate)
         attn_drop_rate = _rate("attn_drop_rate", attn_drop_rate)
         emb_drop_rate = _rate("emb_drop_rate", emb_drop_rate)
-        execution = _choice("execution", execution, EXECUTIONS)
+        execution = _execution(execution, pool)
 
         fk = {"device": device, "dtype": dtype}
         self.img_size = img
@@ -212,8 +227,8 @@ class ParaFormer(nn.Module):
             nn.init.zeros_(self.head.bias)
 
     def set_execution(self, execution: str) -> ParaFormer:
-        """Switch between ``"loop"`` and ``"fused"`` (same parameters); returns self."""
-        self.execution = _choice("execution", execution, EXECUTIONS)
+        """Switch to another of :data:`EXECUTIONS` (same parameters); returns self."""
+        self.execution = _execution(execution, self.pool)
         return self
 
     @property
@@ -261,11 +276,15 @@ class ParaFormer(nn.Module):
         x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1) + self.pos_embed
         return self.emb_drop(x)
 
-    def forward_branches(self, x0: Tensor) -> Tensor:
-        """Fused branch stacks on x0 ``[B, N+1, D]`` -> per-branch outputs ``[K, B, N+1, D]``."""
+    def forward_branches(self, x0: Tensor, cls_only: bool = False) -> Tensor:
+        """Fused branch stacks on x0 ``[B, N+1, D]`` -> per-branch outputs ``[K, B, N+1, D]``.
+
+        With ``cls_only`` the last level computes the CLS rows only: ``[K, B, D]``.
+        """
         x = x0
-        for blk in self.blocks:
-            x = blk.forward_fused(x)
+        last = len(self.blocks) - 1
+        for i, blk in enumerate(self.blocks):
+            x = blk.forward_fused(x, cls_only=cls_only and i == last)
         return x
 
     def forward_branch(self, x0: Tensor, k: int) -> Tensor:
@@ -282,10 +301,16 @@ class ParaFormer(nn.Module):
         return y
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Images -> the branch sum ``y = sum_k Branch_k(x0)``, ``[B, N+1, D]``."""
+        """Images -> the branch sum ``y = sum_k Branch_k(x0)``, ``[B, N+1, D]``.
+
+        The least-work execution computes the CLS token only and returns ``[B, 1, D]``
+        (which :meth:`forward_head` pools the same way).
+        """
         x0 = self.embed(x)
         if self.execution == "loop":
             return self._loop_sum(x0)
+        if self.execution == "least-work":
+            return self.forward_branches(x0, cls_only=True).sum(0).unsqueeze(1)
         return self.forward_branches(x0).sum(0)
 
     def forward_head(self, y: Tensor, pre_logits: bool = False) -> Tensor:
@@ -298,6 +323,8 @@ class ParaFormer(nn.Module):
         x0 = self.embed(x)
         if self.execution == "loop":
             return self.forward_head(self._loop_sum(x0))
+        if self.execution == "least-work":
+            return self.head(self.norm(self.forward_branches(x0, cls_only=True).sum(0)))
         z = self.forward_branches(x0)  # [K, B, N+1, D]
         # One reduction over K, restricted to what the head reads.
         if self.pool == "cls":

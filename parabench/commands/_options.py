@@ -47,7 +47,8 @@ def add_sweep_args(p, *, timing: bool = True) -> None:
     src.add_argument("--config", metavar="TOML", help="sweep file (keys: Sweep fields, "
                      "optional preset = NAME and a [depths_by_family] table)")
     p.add_argument("--family", dest="families", type=str_list, metavar="F[,F...]",
-                   help="paraformer-loop, paraformer-fused, vit, vit-parallel, resnet")
+                   help="paraformer-loop, paraformer-fused, paraformer-least-work, "
+                   "paraformer-serial, vit, vit-parallel, resnet")
     p.add_argument("--depth", dest="depths", type=int_list, metavar="D[,D...]")
     p.add_argument("--resnet-depth", dest="resnet_depths", type=int_list, metavar="D[,D...]",
                    help="ResNet layer counts (18, 34, 50, 101, 152, or 2n+2 / 3n+2)")

@@ -15,8 +15,8 @@ from ... import analysis
 from ...config import FAMILIES
 from ..content import Figure, fmt
 
-__all__ = ["ERRBAR", "HOW", "SETUP_KEYS", "Context", "family_sorted", "short", "slope_text",
-           "varying"]
+__all__ = ["CRITICAL_PATH_NOTE", "ERRBAR", "HOW", "SETUP_KEYS", "Context", "critical_path",
+           "family_sorted", "short", "slope_text", "varying"]
 
 #: Commands that produce each kind of data; one place to keep them right.
 HOW = {
@@ -31,6 +31,24 @@ HOW = {
 
 SETUP_KEYS = ("device", "dtype", "workload", "width")
 ERRBAR = "Error bars: p10–p90 of the raw samples of each point."
+CRITICAL_PATH_NOTE = (
+    "Depth is the number of layers (blocks); the critical path is how many of them one "
+    "input passes through in sequence. Para-Former at depth d is d branches of one block: "
+    "d layers, a critical path of 1 block (branch_depth), whatever d is; a serial model's "
+    "critical path is all d. That is where any advantage must come from, and why a CLS "
+    "head lets Para-Former skip most of every branch's last (and only) block, which a "
+    "serial ViT can do in its last block alone.")
+
+
+def critical_path(family: str, depth) -> str:
+    """'1 of 12 blocks': the critical path beside the layer count, '–' where it is moot."""
+    from ...catalog import depth_meaning
+
+    try:
+        m = depth_meaning(str(family), int(depth))
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if m is None else f"{m['critical_path']} of {m['layers']} blocks"
 
 
 @dataclass

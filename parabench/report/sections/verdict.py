@@ -5,7 +5,7 @@ import pandas as pd
 
 from ... import analysis
 from ..content import Missing, Section, Table, fmt, table_from_frame
-from .context import HOW, Context, family_sorted, slope_text, varying
+from .context import CRITICAL_PATH_NOTE, HOW, Context, critical_path, family_sorted, slope_text, varying
 
 __all__ = ["verdict_section"]
 
@@ -50,15 +50,18 @@ def verdict_section(ctx: Context) -> Section:
         f"linear: at least like depth^{analysis.LINEAR_ELASTICITY} (1 to 48: "
         f"x{48 ** analysis.LINEAR_ELASTICITY:.1f} or more); sub-linear in between; "
         "inconclusive: it grows more than flat allows, but the interval of b includes 0.")
+    s.notes.append(CRITICAL_PATH_NOTE)
     cols = {"family": "family", "mode": "mode", "batch": "batch"}
     cols.update({k: k for k in show})
-    cols.update({"depths": "depths", "latency_min_ms": "ms at min", "latency_max_ms":
-                 "ms at max", "growth": "growth ×", "b_ms_per_layer": "ms/layer",
+    cols.update({"depths": "depths", "path": "critical path at max",
+                 "latency_min_ms": "ms at min", "latency_max_ms": "ms at max",
+                 "growth": "growth ×", "b_ms_per_layer": "ms/layer",
                  "ci": "95% CI", "elasticity": "elasticity", "verdict": "verdict"})
     f = ctx.fits
     fits = f.assign(
         depths=[f"{fmt(a)}–{fmt(b)}" for a, b in zip(f["depth_min"], f["depth_max"], strict=True)],
-        ci=[f"{fmt(a)} to {fmt(b)}" for a, b in zip(f["b_lo"], f["b_hi"], strict=True)])
+        ci=[f"{fmt(a)} to {fmt(b)}" for a, b in zip(f["b_lo"], f["b_hi"], strict=True)],
+        path=[critical_path(fam, d) for fam, d in zip(f["family"], f["depth_max"], strict=True)])
     s.tables.append(table_from_frame(fits, "Depth-scaling fit per regime", cols))
     return s
 
@@ -68,6 +71,8 @@ def _headline(ends: pd.DataFrame, show: list[str]) -> list[str]:
     flat, never, noisy = {}, [], []
     for row in ends.to_dict("records"):
         fam = " · ".join(str(row[k]) for k in ["family"] + show)
+        if row["family"] == "paraformer-least-work":
+            fam += " (the same output for less work, not an equal-FLOPs comparison)"
         if row["flat_up_to"] is None:
             (noisy if row["verdicts"][0] == "inconclusive" else never).append(fam)
         else:
@@ -92,15 +97,22 @@ def _headline(ends: pd.DataFrame, show: list[str]) -> list[str]:
 
 
 def _ratio_headline_table(ratios: pd.DataFrame) -> Table | None:
-    """Parallel over serial latency at each pair's deepest common depth, per batch."""
+    """Parallel over serial latency at each pair's deepest common depth, per batch, with
+    the critical paths and the FLOPs ratio (below 1 only for the least-work execution)."""
     if ratios.empty:
         return None
     rows, batches = [], sorted(ratios["batch"].unique())
     for (fam, twin, mode), g in ratios.groupby(["family", "serial", "mode"], sort=True):
         dmax = g["depth"].max()
-        at = dict(zip(g[g["depth"] == dmax]["batch"], g[g["depth"] == dmax]["ratio"], strict=True))
-        rows.append([f"{fam} / {twin}", str(mode), str(dmax)]
+        deep = g[g["depth"] == dmax]
+        at = dict(zip(deep["batch"], deep["ratio"], strict=True))
+        flops = pd.to_numeric(deep["flops_ratio"], errors="coerce").dropna()
+        rows.append([f"{fam} / {twin}", str(mode), str(dmax),
+                     f"{critical_path(fam, dmax)} vs {critical_path(twin, dmax)}",
+                     f"{flops.median():.2f}" if not flops.empty else "–"]
                     + [f"{at[b]:.2f}×" if b in at else "–" for b in batches])
     return Table("Parallel over serial latency at the deepest common depth "
-                 "(below 1: the parallel model is faster)",
-                 ["pair", "mode", "depth"] + [f"batch {b}" for b in batches], rows)
+                 "(below 1: the parallel model is faster; paraformer-serial is Para-Former's "
+                 "own code with one branch, vit is timm's)",
+                 ["pair", "mode", "depth", "critical path", "FLOPs ratio"]
+                 + [f"batch {b}" for b in batches], rows)

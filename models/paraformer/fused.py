@@ -1,0 +1,227 @@
+"""One level of blocks for all K branches at once: the fused and least-work executions.
+
+The same function as :meth:`ParallelBlock.forward_branch` run K times, planned to move
+as few bytes and launch as few kernels as the eager operators allow (the counts per
+level, before and after this plan, are in :func:`paraformer.analytic.level_traffic`):
+
+* **LayerNorm affine folded into the next GEMM.** ``LN(x) @ W = xhat @ (g * W) + b @ W``
+  with ``xhat`` the norm without affine, so every norm is one pass (``F.layer_norm``
+  without weights) instead of a norm plus a broadcast ``addcmul`` over ``[K, B, N, D]``.
+  The folded weights depend on the parameters only: outside autograd they are kept
+  until a parameter changes (its version counter or storage moves), so an inference
+  forward pays nothing for them; with autograd they are recomputed each forward and
+  the gradients flow to the original parameters.
+* **The shared first level.** Every branch reads the same ``x0``: the norm runs once
+  on ``[B, N, D]``, and q, k and v of all K branches come from one plain GEMM
+  ``[B*N, D] @ [D, 3*K*H*dh]`` whose columns are laid out ``(q|k|v, branch, head)``.
+  Attention then runs over B sequences of K*H heads, so its launch grid grows with B,
+  not K*B (FlashAttention's grid limit of 65535 would otherwise refuse K=48 at batch
+  1366 and above). Deeper levels have per-branch inputs and attend over K*B sequences,
+  split into chunks below that limit.
+* **Bias and residual in the GEMM accumulator**: ``(residual + bias).baddbmm_(x, W)``
+  writes each sub-layer's output once. The accumulator is built by the same pass that
+  applies the norm's affine (authors' residual) or adds the bias (pre-norm).
+* **In place where nothing needs the old value**: without autograd GELU overwrites the
+  fc1 output instead of allocating another ``[K, B*N, M]`` (on CPU a fresh buffer of
+  that size comes from the OS, page faults included, on every forward).
+
+``cls_only=True`` is the least-work last level: the head reads only the CLS row of the
+branch sum, so keys and values are needed for every token but queries, projection,
+residual, LN2 and the FFN only for the CLS row. The output is then ``[K, B, D]``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from .layers import ParallelBlock, StackedLayerNorm, StackedLinear
+
+__all__ = ["MAX_ATTENTION_BATCH", "fused_level"]
+
+#: Most sequences handed to one attention call (CUDA's grid y/z limit, 2**16 - 1).
+MAX_ATTENTION_BATCH = 65535
+
+
+def _autograd_on(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _fold(norm: StackedLayerNorm, lin: StackedLinear) -> tuple[Tensor, Tensor]:
+    """``LN(x) @ W + c == xhat @ w + b``: returns ``w`` ``[K, D, out]`` and ``b`` ``[K, out]``.
+
+    ``b @ W`` is written as a product and a sum so that FLOP counters, which count
+    matrix products only, see the same work as the formula (a per-model constant, not
+    per image; with the cache it is paid once).
+    """
+    w = lin.weight * norm.weight.unsqueeze(-1)
+    b = (lin.weight * norm.bias.unsqueeze(-1)).sum(1)
+    return w, (b + lin.bias if lin.bias is not None else b)
+
+
+def _shared_layout(w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-branch qkv ``[K, D, 3*I]``, ``[K, 3*I]`` -> one ``[D, 3*K*I]``, ``[3*K*I]``
+    with columns ordered (q|k|v, branch, head, dh): q of all branches is one block of
+    K*H heads."""
+    K, D, three_i = w.shape
+    i = three_i // 3
+    w = w.view(K, D, 3, i).permute(1, 2, 0, 3).reshape(D, 3 * K * i)
+    b = b.view(K, 3, i).transpose(0, 1).reshape(3 * K * i)
+    return w, b
+
+
+def _folded(blk: ParallelBlock, shared: bool) -> dict[str, Tensor | None]:
+    """The folded weights and accumulator biases of this level, from the cache when
+    autograd does not need them.
+
+    The norm's shift gives q, k and v a bias. Only q's is kept: adding one vector to
+    every key adds a constant to each query's scores, which softmax ignores, and adding
+    one to every value adds it to each output row (the weights of a row sum to 1), so it
+    moves into the projection's bias. That spares the k and v GEMMs a bias pass. With
+    attention dropout a row's weights no longer sum to 1, and the biases stay.
+    """
+    params = (blk.norm1.weight, blk.norm1.bias, blk.qkv.weight, blk.proj.weight,
+              blk.proj.bias, blk.norm2.weight, blk.norm2.bias, blk.fc1.weight, blk.fc1.bias,
+              blk.fc2.bias)
+    keep_kv_bias = blk.training and blk.attn_drop_rate > 0.0
+    cacheable = not _autograd_on(*params) and not torch.compiler.is_compiling()
+    key = (shared, keep_kv_bias) + tuple((p.data_ptr(), p._version, p.dtype) for p in params)
+    if cacheable and blk._fold_cache is not None and blk._fold_cache[0] == key:
+        return blk._fold_cache[1]
+    inner = blk.num_heads * blk.head_dim
+    qkv_w, qkv_b = _fold(blk.norm1, blk.qkv)
+    proj_base = _base_bias(blk, blk.norm1, blk.proj, True)
+    proj_base_unbiased = _base_bias(blk, blk.norm1, blk.proj, False)  # dropout acts on the bias
+    if not keep_kv_bias:
+        v_shift = (blk.proj.weight * qkv_b[:, 2 * inner:].unsqueeze(-1)).sum(1)
+        proj_base, proj_base_unbiased = proj_base + v_shift, proj_base_unbiased + v_shift
+    if shared:
+        qkv_w, qkv_b = _shared_layout(qkv_w, qkv_b)
+        split = blk.num_branches * inner
+        q_w, kv_w, q_b, kv_b = qkv_w[:, :split], qkv_w[:, split:], qkv_b[:split], qkv_b[split:]
+    else:
+        q_w, kv_w = qkv_w[..., :inner], qkv_w[..., inner:]
+        q_b, kv_b = qkv_b[:, None, :inner], qkv_b[:, None, inner:]
+    fc1_w, fc1_b = _fold(blk.norm2, blk.fc1)
+    out = {"q_w": q_w, "q_b": q_b, "kv_w": kv_w, "kv_b": kv_b if keep_kv_bias else None,
+           "fc1_w": fc1_w, "fc1_b": fc1_b, "proj_base": proj_base,
+           "proj_base_unbiased": proj_base_unbiased,
+           "fc2_base": _base_bias(blk, blk.norm2, blk.fc2, True),
+           "fc2_base_unbiased": _base_bias(blk, blk.norm2, blk.fc2, False)}
+    blk._fold_cache = (key, out) if cacheable else None
+    return out
+
+
+def _attention(blk: ParallelBlock, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """SDPA over ``[S, heads, n, dh]`` inputs, in chunks of at most MAX_ATTENTION_BATCH."""
+    p = blk.attn_drop_rate if blk.training else 0.0
+    S = q.shape[0]
+    if S <= MAX_ATTENTION_BATCH:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+    parts = [
+        F.scaled_dot_product_attention(q[s : s + MAX_ATTENTION_BATCH],
+                                       k[s : s + MAX_ATTENTION_BATCH],
+                                       v[s : s + MAX_ATTENTION_BATCH], dropout_p=p)
+        for s in range(0, S, MAX_ATTENTION_BATCH)
+    ]
+    return torch.cat(parts)
+
+
+def _attend_shared(blk, f, xhat: Tensor, cls_only: bool) -> Tensor:
+    """Shared input ``xhat`` ``[B, N, D]`` -> attention output of all branches ``[K, B*n, I]``.
+
+    One GEMM for the queries and one for the keys and values of all K branches; the
+    queries of the CLS row only with ``cls_only``.
+    """
+    K, H, dh = blk.num_branches, blk.num_heads, blk.head_dim
+    B, N, D = xhat.shape
+    rows = xhat.reshape(B * N, D)
+    kv = torch.mm(rows, f["kv_w"]) if f["kv_b"] is None else torch.addmm(f["kv_b"], rows, f["kv_w"])
+    k, v = kv.view(B, N, 2, K * H, dh).permute(2, 0, 3, 1, 4).unbind(0)  # [B, K*H, N, dh]
+    q_rows = xhat[:, 0] if cls_only else rows
+    n = 1 if cls_only else N
+    q = torch.addmm(f["q_b"], q_rows, f["q_w"]).view(B, n, K * H, dh).transpose(1, 2)
+    o = _attention(blk, q, k, v)  # [B, K*H, n, dh]
+    # [B, n, K, H*dh] rows, read per branch as a strided [K, B*n, I] view
+    return o.transpose(1, 2).reshape(B * n, K, H * dh).transpose(0, 1)
+
+
+def _attend_branches(blk, f, xhat: Tensor, cls_only: bool) -> Tensor:
+    """Per-branch input ``xhat`` ``[K, B, N, D]`` -> ``[K, B*n, I]``."""
+    K, H, dh = blk.num_branches, blk.num_heads, blk.head_dim
+    _, B, N, D = xhat.shape
+    rows = xhat.reshape(K, B * N, D)
+    kv = (torch.bmm(rows, f["kv_w"]) if f["kv_b"] is None
+          else torch.baddbmm(f["kv_b"], rows, f["kv_w"]))
+    k, v = kv.view(K * B, N, 2, H, dh).permute(2, 0, 3, 1, 4).unbind(0)  # [K*B, H, N, dh]
+    q_rows = xhat[:, :, 0] if cls_only else rows
+    n = 1 if cls_only else N
+    q = torch.baddbmm(f["q_b"], q_rows, f["q_w"]).view(K * B, n, H, dh).transpose(1, 2)
+    o = _attention(blk, q, k, v)  # [K*B, H, n, dh]
+    return o.transpose(1, 2).reshape(K, B * n, H * dh)
+
+
+def _base_bias(blk, norm, lin, with_bias: bool) -> Tensor:
+    """What the accumulator adds besides the residual: the projection's bias (unless
+    dropout must act on it first), plus the norm's shift for the authors' residual."""
+    bias = lin.bias if with_bias else torch.zeros_like(lin.bias)
+    return bias if blk.residual == "prenorm" else norm.bias + bias
+
+
+def _base(blk, norm, x: Tensor, xhat: Tensor, bias: Tensor) -> Tensor:
+    """The accumulator a projection adds into: the residual plus ``bias`` ``[K, D]``.
+
+    ``x`` and ``xhat`` are ``[B, n, D]`` (shared) or ``[K, B, n, D]``; returns a fresh
+    ``[K, B*n, D]``. Authors' residual: ``LN(x) = xhat * g + beta``, one ``addcmul``.
+    """
+    K, D = blk.num_branches, blk.dim
+    shape = (K, 1, 1, D)
+    if blk.residual == "prenorm":
+        out = x + bias.view(shape)
+    else:
+        out = torch.addcmul(bias.view(shape), xhat, norm.weight.view(shape))
+    return out.reshape(K, -1, D)
+
+
+def _project(blk, lin, base: Tensor, x: Tensor) -> Tensor:
+    """``base + dropout(x @ W + b)`` per branch, ``base`` holding the bias unless dropping."""
+    if blk.training and blk.drop_rate > 0.0:
+        y = torch.baddbmm(lin.bias.unsqueeze(1), x, lin.weight)
+        return base + F.dropout(y, blk.drop_rate, True)
+    return base.baddbmm_(x, lin.weight)
+
+
+def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False) -> Tensor:
+    """All K branches of one level.
+
+    ``x``: ``[K, B, N, D]``, or the shared ``[B, N, D]`` input of the first level.
+    Returns ``[K, B, N, D]``, or with ``cls_only`` the CLS rows ``[K, B, D]``.
+    """
+    K, D = blk.num_branches, blk.dim
+    shared = x.dim() == 3
+    B, N = x.shape[-3], x.shape[-2]
+    dropping = blk.training and blk.drop_rate > 0.0
+    f = _folded(blk, shared)
+
+    xhat = F.layer_norm(x, (D,), None, None, blk.norm1.eps)
+    attend = _attend_shared if shared else _attend_branches
+    o = attend(blk, f, xhat, cls_only)  # [K, B*n, I]
+    if cls_only:
+        x, xhat = x[..., 0:1, :], xhat[..., 0:1, :]
+    n = x.shape[-2]
+    bias = f["proj_base_unbiased"] if dropping else f["proj_base"]
+    x = _project(blk, blk.proj, _base(blk, blk.norm1, x, xhat, bias), o)
+    x = x.view(K, B, n, D)
+
+    xhat = F.layer_norm(x, (D,), None, None, blk.norm2.eps)
+    h = torch.baddbmm(f["fc1_b"].unsqueeze(1), xhat.view(K, B * n, D), f["fc1_w"])
+    h = F.gelu(h) if _autograd_on(h) else torch._C._nn.gelu_(h)
+    if dropping:
+        h = F.dropout(h, blk.drop_rate, True)
+    bias = f["fc2_base_unbiased"] if dropping else f["fc2_base"]
+    x = _project(blk, blk.fc2, _base(blk, blk.norm2, x, xhat, bias), h)
+    return x.view(K, B, D) if cls_only else x.view(K, B, N, D)

@@ -1,0 +1,88 @@
+"""scripts/bench_paraformer.py: interleaved rows, written as measured, failures kept as rows."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+
+import pytest
+from conftest import ROOT
+
+TINY = ["--widths", "tiny", "--img-size", "32", "--ks", "1,2", "--batches", "2", "--rounds", "2",
+        "--round-time", "0.01", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_paraformer",
+                                                  ROOT / "scripts" / "bench_paraformer.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _rows(path):
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_execution_is_measured_interleaved_with_ratios(bench, tmp_path):
+    out = tmp_path / "rows.csv"
+    assert bench.main(TINY + ["--out", str(out)]) == 0
+    rows = _rows(out)
+    assert [(r["K"], r["exec"]) for r in rows] == [
+        (k, e) for k in ("1", "2") for e in bench.EXECS]
+    for r in rows:
+        assert r["status"] == "ok" and float(r["ms"]) > 0 and r["rounds"] == "2", r
+    fused = next(r for r in rows if r["exec"] == "fused" and r["K"] == "2")
+    assert float(fused["ratio_vit_min"]) <= float(fused["ratio_vit_median"]) <= float(
+        fused["ratio_vit_max"])
+    assert float(fused["max_rel_err_vs_loop"]) < 1e-5
+    assert (fused["layers"], fused["critical_path"]) == ("2", "1")
+    twin = next(r for r in rows if r["exec"] == "twin" and r["K"] == "2")
+    assert (twin["layers"], twin["critical_path"]) == ("2", "2")
+    least = next(r for r in rows if r["exec"] == "least-work" and r["K"] == "2")
+    assert float(least["mflop_per_image"]) < float(fused["mflop_per_image"])
+
+
+def test_a_failing_execution_becomes_an_error_row_and_the_sweep_goes_on(bench, tmp_path,
+                                                                      monkeypatch, capsys):
+    out = tmp_path / "rows.csv"
+    real = bench.build
+    written = []
+
+    def build(exec_, width, K, *a, **kw):
+        if exec_ == "vit" and K == 1:
+            raise RuntimeError("planted failure\nsecond line")
+        written.append(len(_rows(out)) if out.exists() else 0)
+        return real(exec_, width, K, *a, **kw)
+
+    monkeypatch.setattr(bench, "build", build)
+    assert bench.main(TINY + ["--out", str(out)]) == 1
+    rows = _rows(out)
+    assert len(rows) == 2 * len(bench.EXECS)
+    bad = [r for r in rows if r["status"] != "ok"]
+    assert [(b["exec"], b["K"]) for b in bad] == [("vit", "1")]
+    assert bad[0]["error"] == "RuntimeError: planted failure" and bad[0]["ms"] == ""
+    # the K=1 rows were on disk before K=2 was built
+    assert max(written) == len(bench.EXECS)
+    assert "1 rows failed: vit K1 b2: RuntimeError: planted failure" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "rows.txt"], "use a .csv or .jsonl file"),
+    (["--execs", "fused,parallel"], "unknown ['parallel']"),
+    (["--ks", "0,4"], "expected integers >= 1"),
+    (["--rounds", "1"], "--rounds must be at least 2"),
+])
+def test_bad_arguments_exit_with_one_line(bench, capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        bench.parse_args(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err.strip().splitlines()[-1] and "Traceback" not in err
+
+
+def test_traffic_table_shows_fewer_bytes_after(bench, capsys):
+    assert bench.main(["--traffic", "--ks", "12", "--batches", "8"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "first (shared)" in ln)
+    assert float(line.strip("| ").split("|")[-1]) < 1.0
