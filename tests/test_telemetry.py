@@ -101,11 +101,13 @@ def test_telemetry_pass_runs_at_the_largest_batch_and_costs_the_sampler_once_per
     sweep = types.SimpleNamespace(device="cuda", min_samples=5, max_samples=10, min_time_s=0.1)
 
     def ctx(family, batch):
-        point = types.SimpleNamespace(family=family, batch=batch)
+        point = types.SimpleNamespace(family=family, batch=batch, mode="eager")
         return types.SimpleNamespace(sweep=sweep, point=point, step=None, latency_ms=2.0)
 
     small = run(ctx("vit", 1))
     assert small["energy_j_per_image"] is None and "batch 256" in small["telemetry_missing"]
+    eager = telemetry_pass(min_batch=256, modes=("graph",))(ctx("vit", 256))
+    assert eager["energy_j_per_image"] is None and "graph" in eager["telemetry_missing"]
     for family in ("vit", "vit", "resnet", "vit"):
         assert run(ctx(family, 256))["energy_j_per_image"] == 1.0
     # the sampler-overhead re-measure: first vit and first resnet point only

@@ -1,10 +1,10 @@
 """Which extra passes (after the latency pass) a run performs for each point.
 
 Order: efficiency (arithmetic on the latency, plus a peak measured once per machine
-and dtype and cached), telemetry (NVML energy window at the sweep's largest batch; on
-CPU only the reason it is missing), profile (torch.profiler trace). Each is its own
-pass over the same model, so neither the sampler nor the profiler touches the latency
-samples.
+and dtype and cached), telemetry (NVML energy window at the sweep's largest batch, in
+graph mode if the sweep has it; on CPU only the reason it is missing), profile
+(torch.profiler trace). Each is its own pass over the same model, so neither the
+sampler nor the profiler touches the latency samples.
 
 A pass that fails must not throw away the point's latency: its exception becomes
 `<pass>_error` in the record's extra (memory is freed first), and the point stays ok.
@@ -41,7 +41,8 @@ def extra_passes(sweep, *, profile: bool, telemetry: bool, trace_dir, store) -> 
 
     passes = [efficiency_pass(store)]
     if telemetry:
-        passes.append(telemetry_pass(min_batch=max(sweep.batches)))
+        passes.append(telemetry_pass(min_batch=max(sweep.batches),
+                                     modes=("graph",) if "graph" in sweep.modes else None))
     if profile:
         passes.append(profile_pass(trace_dir or "traces"))
     return [guarded(p) for p in passes]

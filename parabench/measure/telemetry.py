@@ -15,9 +15,9 @@ latency pass and on the same model:
    so an unpaced host loop queues hundreds of calls in its one second and the window
    then waits tens of seconds for them. A GPU without the counter (pre-Volta) falls back
    to integrating the sampled power over the window.
-Telemetry runs at the sweep's largest batch only (`min_batch`): energy per image at
-batch 1 is mostly the idle GPU's power, and a second per point is what made a GPU sweep
-slow.
+Telemetry runs at the sweep's largest batch only (`min_batch`), and in CUDA-graph mode
+when the sweep has it (`modes`): energy per image at batch 1, or with eager launch gaps,
+is mostly the idle GPU's power, and a second per point is what made a GPU sweep slow.
 
 The sampler (every 50 ms) records, per sample: board power, NVML's utilisation rates
 read in one call, SM clock, temperature, memory used and the clock-event ("throttle")
@@ -309,11 +309,12 @@ def measure_telemetry(step, *, batch: int, device: str = "cuda", latency_ms: flo
     return out
 
 
-def telemetry_pass(*, min_batch: int = 1, interval_s: float = SAMPLE_INTERVAL_S,
-                   min_window_s: float = 1.0):
+def telemetry_pass(*, min_batch: int = 1, modes: tuple[str, ...] | None = None,
+                   interval_s: float = SAMPLE_INTERVAL_S, min_window_s: float = 1.0):
     """The extra pass `fn(ctx) -> dict`: NVML telemetry on CUDA for points of at least
-    `min_batch` images, the sampler's cost measured on the first such point of each
-    family; on CPU it only records why there is none (NVML measures GPUs)."""
+    `min_batch` images (and, if given, in one of `modes`), the sampler's cost measured
+    on the first such point of each family; on CPU it only records why there is none
+    (NVML measures GPUs)."""
     overhead_seen: set[str] = set()
 
     def run(ctx) -> dict:
@@ -325,6 +326,9 @@ def telemetry_pass(*, min_batch: int = 1, interval_s: float = SAMPLE_INTERVAL_S,
         if ctx.point.batch < min_batch:
             return missing_result(f"telemetry runs at batch {min_batch} in this sweep "
                                   f"(at batch {ctx.point.batch} energy is mostly idle power)")
+        if modes and ctx.point.mode not in modes:
+            return missing_result(f"telemetry runs in {'/'.join(modes)} mode in this sweep "
+                                  "(the execution without launch gaps)")
         import torch
 
         s = ctx.sweep
