@@ -209,18 +209,24 @@ class ParaFormer(nn.Module):
         )
         self.norm = nn.LayerNorm(embed_dim, **fk)
         self.head = nn.Linear(embed_dim, num_classes, **fk) if num_classes else nn.Identity()
-        self.reset_parameters()
+        self._reset_outer_parameters()  # the blocks initialised themselves when built
 
     # -- construction helpers ---------------------------------------------------------------
     def reset_parameters(self) -> None:
         """Truncated-normal(0.02) weights, zero biases, unit norms; random CLS / positions."""
+        for blk in self.blocks:
+            for m in blk.children():
+                m.reset_parameters()
+        self._reset_outer_parameters()
+
+    def _reset_outer_parameters(self) -> None:
+        """Everything but the blocks. Construction calls only this: each block's layers
+        initialise themselves as they are built, and initialising them a second time
+        doubled the cost of building a deep model (most of a GPU sweep's set-up)."""
         nn.init.trunc_normal_(self.patch_embed.weight, std=0.02)
         nn.init.zeros_(self.patch_embed.bias)
         nn.init.normal_(self.cls_token, std=1e-6)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        for blk in self.blocks:
-            for m in blk.children():
-                m.reset_parameters()
         self.norm.reset_parameters()
         if isinstance(self.head, nn.Linear):
             nn.init.trunc_normal_(self.head.weight, std=0.02)
