@@ -61,8 +61,11 @@ class RayExecutor:
         if ray.is_initialized():
             return self
         kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        if os.environ.get("PYTHONPATH"):  # Ray's workers import parabench as the driver does
-            kw["runtime_env"] = {"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}}
+        # Ray's workers import parabench as the driver does, and see its PARABENCH_ settings
+        forward = {k: v for k, v in os.environ.items()
+                   if k == "PYTHONPATH" or k.startswith("PARABENCH_")}
+        if forward:
+            kw["runtime_env"] = {"env_vars": forward}
         try:
             if self._address:
                 ray.init(address=self._address, **kw)
