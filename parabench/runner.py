@@ -134,15 +134,21 @@ def run_sweep(sweep: Sweep, store: Store, *, command: str = "", resume: str | No
     marks the run alive so that a killed run shows as interrupted."""
     import torch
 
-    from .environment import collect
     from .executors.inline import InlineExecutor
-    from .store import Heartbeat
 
     executor = executor or InlineExecutor(built=list(passes))
-
     preflight(sweep)
     if sweep.threads:
         torch.set_num_threads(sweep.threads)
+    with executor:  # a cluster that cannot be reached is refused before a run is made
+        return _run_points(sweep, store, executor, command=command, resume=resume,
+                           progress=progress, log=log)
+
+
+def _run_points(sweep: Sweep, store: Store, executor, *, command, resume, progress, log) -> str:
+    from .environment import collect
+    from .store import Heartbeat
+
     if resume:
         store.reopen_run(resume)
         run_id = resume
@@ -157,7 +163,7 @@ def run_sweep(sweep: Sweep, store: Store, *, command: str = "", resume: str | No
     bar = SweepProgress(len(points), len(points) - len(todo), enabled=progress)
     status = "failed"
     try:
-        with Heartbeat(store.path, run_id), _sigterm_as_interrupt(), bar, executor:
+        with Heartbeat(store.path, run_id), _sigterm_as_interrupt(), bar:
             for rec in executor.run(todo, sweep, run_id=run_id, store=store,
                                     started=bar.start):
                 store.add_record(run_id, rec)

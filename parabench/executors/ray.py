@@ -36,6 +36,22 @@ def _measure_task(point, sweep, spec, run_id):
             store.close()
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse in one line, at once, a host:port where nothing listens: ray.init would
+    retry such an address for minutes before giving up."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # 'auto' and other forms: left to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise UsageError(f"no Ray cluster answers at {address} ({e.strerror or e}); start one "
+                         f"with `ray start --head` or leave out --ray-address for a local one"
+                         ) from None
+
+
 def import_ray():
     try:
         import ray
@@ -66,6 +82,8 @@ class RayExecutor:
                    if k == "PYTHONPATH" or k.startswith("PARABENCH_")}
         if forward:
             kw["runtime_env"] = {"env_vars": forward}
+        if self._address:
+            _check_reachable(self._address)
         try:
             if self._address:
                 ray.init(address=self._address, **kw)
