@@ -75,8 +75,9 @@ def main(args) -> int:
     if not args.resume:
         store = Store(args.db)
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    spec = PassSpec(profile=args.profile, telemetry=args.telemetry, trace_dir=args.trace_dir,
-                    db=str(store.path))
+    # absolute: a worker (a Ray worker above all) may run in another directory
+    spec = PassSpec(profile=args.profile, telemetry=args.telemetry,
+                    trace_dir=str(Path(args.trace_dir).resolve()), db=str(store.path.resolve()))
     executor = make_executor(name, passes=spec, workers=args.workers,
                              memory_limit=args.memory_limit, ray_address=args.ray_address,
                              log=log)
