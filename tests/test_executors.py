@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from parabench import Store, UsageError, load
 from parabench.analysis import depth_fits, split_machines
 from parabench.environment import machine_id
 from parabench.executors import make_executor
-from parabench.executors.common import FAULT_ENV
+from parabench.executors.common import FAULT_ENV, poisons_cuda
 from parabench.records import Record
 from parabench.regress.compare import compare_sides
 from parabench.regress.sides import load_store_side
@@ -118,6 +119,39 @@ def test_a_point_that_kills_its_worker_becomes_a_row_and_the_sweep_goes_on(
         assert s.run(s.latest_run_id())["status"] == "finished"
 
 
+def test_errors_that_break_a_cuda_context_are_told_from_ordinary_ones():
+    def rec(status, reason):
+        return Record(key="k", family="vit", depth=1, batch=1, dtype="float32", mode="eager",
+                      workload="infer", device="cuda", img_size=32, width="tiny",
+                      status=status, reason=reason)
+
+    assert poisons_cuda(rec("error", "RuntimeError: CUDA error: device-side assert triggered"))
+    assert poisons_cuda(rec("error", "AcceleratorError: CUDA error: an illegal memory access "
+                                     "was encountered"))
+    assert not poisons_cuda(rec("error", "ValueError: bad shape"))
+    assert not poisons_cuda(rec("oom", "OutOfMemoryError: CUDA out of memory"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_a_device_side_assert_costs_one_point_and_its_worker(tmp_path, cli, monkeypatch):
+    """After a device-side assert every later CUDA call in that process fails; the
+    worker hands back its point and a new one measures the rest."""
+    monkeypatch.setenv(FAULT_ENV, "cuda-assert:vit/d1/")
+    db = tmp_path / "r.db"
+    res = cli("run", *FIXED, "--device", "cuda", "--workers", "1", db=db)
+    assert res.returncode == 0, res.stderr
+    df = load(db, "latest").set_index("key")
+    bad = df.loc["vit/d1/b1/float32/eager/infer"]
+    assert bad.status == "error" and "device-side assert" in bad.reason
+    assert "a new worker takes over" in bad.reason
+    others = df.drop(index=bad.name)
+    assert len(others) == 3 and set(others.status) == {"ok"}
+    assert res.stderr.count(") ready") == 2
+    gpu = torch.cuda.get_device_name(0)
+    assert all(m.endswith(gpu) for m in df.machine) and all(e["gpu"]["available"] for e in df.env)
+
+
 def test_memory_guard_turns_a_huge_batch_into_an_oom_row(tmp_path, cli):
     """The issue's case: on this CPU an unguarded worker grew to 24 GB until the kernel
     killed it. Under the guard the first large allocation fails: an `oom` row."""
@@ -136,6 +170,7 @@ def test_executor_flags_that_contradict_are_refused_in_one_line(cli, tmp_path):
                        (("--executor", "inline", "--workers", "2"), "--workers"),
                        (("--executor", "inline", "--memory-limit", "2G"), "--memory-limit"),
                        (("--memory-limit", "lots"), "--memory-limit"),
+                       (("--memory-limit", "8"), "give a unit"),
                        (("--executor", "threads"), "--executor")]:
         res = cli("run", "--family", "vit", "--depth", "1", *args, db=tmp_path / "x.db")
         assert res.returncode == 2, (args, res.stderr)

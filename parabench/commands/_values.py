@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["byte_size", "fraction", "int_list", "positive_float", "positive_int", "probability",
-           "str_list", "threshold"]
+__all__ = ["byte_size", "fraction", "int_list", "memory_budget", "positive_float", "positive_int",
+           "probability", "str_list", "threshold"]
 
 
 def _fail(message: str):
@@ -91,3 +91,12 @@ def byte_size(text: str) -> int:
     if not 1 <= size < 2**62:
         _fail(f"must be a size of at least one byte, got {text!r}")
     return int(size)
+
+
+def memory_budget(text: str) -> int:
+    """A worker's memory budget: a byte_size of at least 64 MiB (a bare '8' is a typo for
+    8G far more often than a wish for 8 bytes)."""
+    v = byte_size(text)
+    if v < 64 * 2**20:
+        _fail(f"{text!r} is under 64M; give a unit, e.g. 8G or 512M")
+    return v

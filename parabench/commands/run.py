@@ -11,7 +11,7 @@ from ..errors import one_line
 from ..executors.memory_guard import DEFAULT_FRACTION
 from ..outputs import prepare_output_dir, safe_name
 from ._options import add_db, add_sweep_args, sweep_flags_given, sweep_from_args
-from ._values import byte_size, positive_int
+from ._values import memory_budget, positive_int
 
 
 def register(sub) -> None:
@@ -46,7 +46,7 @@ def add_executor_args(p) -> None:
     g.add_argument("--workers", type=positive_int, metavar="N",
                    help="worker processes (process: default one per GPU, one on CPU; ray: "
                    "CPUs of the local cluster started for the run)")
-    g.add_argument("--memory-limit", type=byte_size, metavar="SIZE",
+    g.add_argument("--memory-limit", type=memory_budget, metavar="SIZE",
                    help="address space each process worker may add (e.g. 8G); default "
                    f"{int(DEFAULT_FRACTION * 100)}%% of the memory available at the start, "
                    "shared by the workers; not applied on CUDA")

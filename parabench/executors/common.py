@@ -11,12 +11,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FAULT_ENV", "PassSpec", "measure_here", "worker_environment"]
+__all__ = ["FAULT_ENV", "PassSpec", "measure_here", "poisons_cuda", "worker_environment"]
 
 #: Test-only: "KIND:TEXT" makes a worker misbehave inside every point whose key contains
 #: TEXT, as real failures do: abort (SIGABRT, as a failed assertion in a C++ kernel),
-#: segv (SIGSEGV), kill (SIGKILL, as the kernel's OOM killer), sleep (hang for a minute).
+#: segv (SIGSEGV), kill (SIGKILL, as the kernel's OOM killer), sleep (hang for a minute),
+#: cuda-assert (a device-side assert, which leaves the CUDA context unusable).
 FAULT_ENV = "PARABENCH_FAULT"
+#: Errors after which a process's CUDA context stays broken: only a new process recovers.
+STICKY_CUDA_ERRORS = ("device-side assert", "illegal memory access", "CUDA error: unspecified launch",
+                      "misaligned address", "illegal instruction")
 
 
 @dataclass(frozen=True)
@@ -59,10 +63,15 @@ def worker_environment() -> dict:
 
 def measure_here(point, sweep, *, passes=(), run_id: str = "", store=None):
     """Measure `point` in this process and stamp the record with where it was measured."""
+    from ..errors import one_line
+    from ..records import Record
     from ..runner import measure_point
 
-    _inject_fault(point.key)
-    rec = measure_point(point, sweep, passes=passes, run_id=run_id, store=store)
+    try:
+        _inject_fault(point.key)
+        rec = measure_point(point, sweep, passes=passes, run_id=run_id, store=store)
+    except Exception as e:  # an injected CUDA error, raised as the kernel's would be
+        rec = Record.for_point(point, sweep, status="error", reason=one_line(e))
     env = worker_environment()
     rec.machine, rec.env = env.get("machine"), env
     return rec
@@ -82,3 +91,14 @@ def _inject_fault(key: str) -> None:
         time.sleep(5)  # the signal arrives asynchronously
     elif kind == "sleep":
         time.sleep(60)
+    elif kind == "cuda-assert":
+        import torch
+
+        x = torch.zeros(1, device="cuda")
+        x[torch.tensor([1 << 20], device="cuda")] = 1  # out of bounds: device-side assert
+        torch.cuda.synchronize()
+
+
+def poisons_cuda(rec) -> bool:
+    """Did this point end with an error that leaves the process's CUDA context unusable?"""
+    return rec.status == "error" and any(t in (rec.reason or "") for t in STICKY_CUDA_ERRORS)

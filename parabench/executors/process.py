@@ -32,14 +32,15 @@ MAX_FAILED_STARTS = 3
 
 def _worker_main(conn, budget: int | None) -> None:
     """The worker's loop: ("sweep", sweep, spec, run_id) once, then ("point", point)s;
-    answers ("ready", info) once and ("record", Record) per point."""
+    answers ("ready", info) once and ("record", Record) per point, or ("last", Record)
+    when the point broke its CUDA context and the worker exits after it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     try:
         import paraformer  # noqa: F401  the heavy imports first, so the limit counts them
         import timm  # noqa: F401
         import torch
 
-        from .common import measure_here, worker_environment
+        from .common import measure_here, poisons_cuda, worker_environment
         from .memory_guard import apply_limit
 
         limit = apply_limit(budget) if budget else None
@@ -62,8 +63,12 @@ def _worker_main(conn, budget: int | None) -> None:
             store = spec.open_store()
             passes = spec.build(sweep, store)
         elif msg[0] == "point":
-            conn.send(("record", measure_here(msg[1], sweep, passes=passes, run_id=run_id,
-                                              store=store)))
+            rec = measure_here(msg[1], sweep, passes=passes, run_id=run_id, store=store)
+            if poisons_cuda(rec):  # every later point here would fail: make way for a new one
+                rec.reason += "; this worker's CUDA context is unusable, a new worker takes over"
+                conn.send(("last", rec))
+                os._exit(3)
+            conn.send(("record", rec))
         else:
             return
 
@@ -238,6 +243,10 @@ class ProcessExecutor:
         try:
             if w.conn.poll():
                 kind, rec = w.conn.recv()
+                if kind == "last":  # the worker hands back its point and exits
+                    w.proc.join(10)
+                    w.conn.close()
+                    self._workers[w.slot] = None
                 return rec
         except (EOFError, OSError):
             pass
