@@ -219,12 +219,20 @@ class ProcessExecutor:
             while idle and queue:
                 slot = idle.pop()
                 w = self._workers[slot]
-                if w is None or not w.proc.is_alive():
-                    w = self._workers[slot] = fresh(slot)
-                w.point = queue.popleft()
-                w.oom_kills_at_start = oom_kills()
-                w.conn.send(("point", w.point))
-                started(w.point)
+                point = queue.popleft()
+                for _ in range(2):  # a worker that died while idle is replaced, once
+                    if w is None or not w.proc.is_alive():
+                        w = self._workers[slot] = fresh(slot)
+                    try:
+                        w.conn.send(("point", point))
+                        break
+                    except OSError:
+                        w.proc.join(5)
+                        w = None
+                else:
+                    raise UsageError("worker processes die before they can be given a point")
+                w.point, w.oom_kills_at_start = point, oom_kills()
+                started(point)
             busy = [w for w in self._workers if w is not None and w.point is not None]
             wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=5.0)
             for w in busy:
@@ -257,8 +265,8 @@ class ProcessExecutor:
         kills_now = oom_kills()
         oom_killed = (code == -signal.SIGKILL and kills_now is not None
                       and w.oom_kills_at_start is not None and kills_now > w.oom_kills_at_start)
-        reason = (f"worker process {w.info.get('pid')} was {_exit_text(code)} while measuring "
-                  f"this point" + ("; the kernel's OOM killer ended it" if oom_killed else "")
+        reason = (f"worker process {w.info.get('pid')} ended ({_exit_text(code)}) while "
+                  f"measuring this point" + ("; the kernel's OOM killer ended it" if oom_killed else "")
                   + "; a new worker took over")
         self._log(f"warning: {w.point.key}: {reason}")
         rec = Record.for_point(w.point, sweep, status="oom" if oom_killed else "error",
