@@ -220,3 +220,21 @@ def test_report_fits_depth_per_machine_never_across_two():
     assert len(depth_fits(split)) == 2 and len(depth_fits(df)) == 1
     one = df[df.machine == "fast/cpu"]
     assert split_machines(one).equals(one)  # one machine: nothing renamed
+
+
+def test_a_report_of_records_measured_on_two_machines_keeps_them_apart(tmp_path):
+    from parabench.report import build_report
+
+    runs = []
+    with Store(tmp_path / "r.db") as s:  # one driver, two runs whose workers differ
+        for machine, base in (("node-a/cpu", 1.0), ("node-b/cpu", 10.0)):
+            rid = s.start_run(sweep={}, preset="t", command="", env={"machine": "driver/cpu"})
+            for d in (1, 2, 4):
+                s.add_record(rid, _record(machine, d, base + d))
+            s.finish_run(rid, "finished")
+            runs.append(rid)
+    res = build_report(tmp_path / "r.db", runs, tmp_path / "out")
+    md = res.markdown.read_text()
+    assert "Measured on" in md and "node-a/cpu" in md and "node-b/cpu" in md
+    fits = pd.read_csv(res.out / "fits.csv")
+    assert sorted(fits.device) == ["cpu @ node-a/cpu", "cpu @ node-b/cpu"]
