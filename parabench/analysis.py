@@ -60,6 +60,7 @@ __all__ = [
     "flatness_end",
     "ok_records",
     "parallel_over_serial",
+    "split_machines",
     "with_derived",
 ]
 
@@ -97,6 +98,15 @@ class DepthFit(dict):
     Keys: a_ms, b_ms_per_layer, b_lo, b_hi, n_depths, depth_min, depth_max,
     latency_min_ms, latency_max_ms, growth, elasticity, verdict, why.
     """
+
+
+def split_machines(df: pd.DataFrame) -> pd.DataFrame:
+    """Records measured on several machines (one run fanned out, or several runs) get the
+    machine in their `device` ("cuda @ host/H100"), so that every curve, fit and ratio,
+    all keyed by device, is taken within one machine and never across two."""
+    if df.empty or "machine" not in df or df["machine"].nunique(dropna=True) < 2:
+        return df
+    return df.assign(device=df["device"].astype(str) + " @ " + df["machine"].fillna("?").astype(str))
 
 
 def ok_records(df: pd.DataFrame) -> pd.DataFrame:

@@ -25,7 +25,7 @@ CHECKSUM_COLUMNS = (
     "img_size", "width", "status", "reason", "unit", "samples_json", "n", "median_ms",
     "mean_ms", "p10_ms", "p90_ms", "iqr_ms", "noisy", "throughput", "params", "flops",
     "flops_analytic", "peak_mem_allocated", "peak_mem_reserved", "peak_rss",
-    *METRIC_COLUMNS, "extra_json", "created_at",
+    *METRIC_COLUMNS, "extra_json", "created_at", "machine", "env_json",
 )
 _STAT_COLUMNS = ("median_ms", "mean_ms", "p10_ms", "p90_ms", "iqr_ms")
 

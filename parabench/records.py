@@ -34,7 +34,7 @@ METRIC_COLUMNS = {
 #: Identity and cost fields copied verbatim between a Record and its row.
 _PLAIN_FIELDS = ("key", "family", "depth", "batch", "dtype", "mode", "workload", "device",
                  "img_size", "width", "status", "reason", "params", "flops", "flops_analytic",
-                 "peak_mem_allocated", "peak_mem_reserved", "peak_rss")
+                 "peak_mem_allocated", "peak_mem_reserved", "peak_rss", "machine")
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,11 @@ class Record:
     peak_mem_reserved: int | None = None  # bytes, GPU
     peak_rss: int | None = None  # bytes, process
     extra: dict = field(default_factory=dict)  # profile / telemetry / efficiency results
+    #: where it was measured: `machine` (host/device, as environment.machine_id) and the
+    #: measuring worker's environment (GPU, driver, CUDA, torch, host). With workers on
+    #: several machines, one run's records can come from different places.
+    machine: str | None = None
+    env: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -118,6 +123,7 @@ class Record:
             noisy=int(stats.noisy) if stats else None,
             throughput=self.throughput,
             extra_json=json.dumps(self.extra, default=str) if self.extra else None,
+            env_json=json.dumps(self.env, default=str) if self.env else None,
         )
         row.update({k: self.extra.get(k) for k in METRIC_COLUMNS if k in self.extra})
         return row
@@ -135,8 +141,12 @@ class Record:
         if extra is None:
             raw = get("extra_json")
             extra = json.loads(raw) if isinstance(raw, str) else {}
+        env = get("env")
+        if env is None:
+            raw = get("env_json")
+            env = json.loads(raw) if isinstance(raw, str) else {}
         plain = {f: _none_if_nan(get(f)) for f in _PLAIN_FIELDS}
-        return cls(**plain, samples_ms=list(samples), extra=dict(extra))
+        return cls(**plain, samples_ms=list(samples), extra=dict(extra), env=dict(env))
 
     @property
     def stats(self) -> SampleStats | None:

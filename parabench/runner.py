@@ -126,15 +126,30 @@ def _sigterm_as_interrupt():
 
 
 def run_sweep(sweep: Sweep, store: Store, *, command: str = "", resume: str | None = None,
-              passes=(), progress: bool = True, log=print) -> str:
-    """Measure every point of `sweep` not yet in the run; return the run id."""
+              passes=(), executor=None, progress: bool = True, log=print) -> str:
+    """Measure every point of `sweep` not yet in the run; return the run id.
+
+    `executor` (see parabench.executors) says where points run; by default inline, with
+    the ready-made `passes`. Whichever it is, only this function writes the store: each
+    record is committed the moment the executor hands it back, and a heartbeat thread
+    marks the run alive so that a killed run shows as interrupted."""
     import torch
 
-    from .environment import collect
+    from .executors.inline import InlineExecutor
 
+    executor = executor or InlineExecutor(built=list(passes))
     preflight(sweep)
     if sweep.threads:
         torch.set_num_threads(sweep.threads)
+    with executor:  # a cluster that cannot be reached is refused before a run is made
+        return _run_points(sweep, store, executor, command=command, resume=resume,
+                           progress=progress, log=log)
+
+
+def _run_points(sweep: Sweep, store: Store, executor, *, command, resume, progress, log) -> str:
+    from .environment import collect
+    from .store import Heartbeat
+
     if resume:
         store.reopen_run(resume)
         run_id = resume
@@ -146,14 +161,13 @@ def run_sweep(sweep: Sweep, store: Store, *, command: str = "", resume: str | No
     done = store.done_keys(run_id)
     todo = [p for p in points if p.key not in done]
     log(f"run {run_id}: {len(todo)} of {len(points)} points to measure "
-        f"on {sweep.device} into {store.path}")
+        f"on {sweep.device} into {store.path} ({executor.name} executor)")
     bar = SweepProgress(len(points), len(points) - len(todo), enabled=progress)
     status = "failed"
     try:
-        with _sigterm_as_interrupt(), bar:
-            for point in todo:
-                bar.start(point)
-                rec = measure_point(point, sweep, passes=passes, run_id=run_id, store=store)
+        with Heartbeat(store.path, run_id), _sigterm_as_interrupt(), bar:
+            for rec in executor.run(todo, sweep, run_id=run_id, store=store,
+                                    started=bar.start):
                 store.add_record(run_id, rec)
                 bar.finished(rec)
         status = "finished"

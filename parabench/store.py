@@ -25,6 +25,7 @@ import functools
 import json
 import os
 import re
+import socket
 import sqlite3
 import struct
 import sys
@@ -37,11 +38,22 @@ from .errors import UsageError
 from .integrity import DamagedRecord, row_checksum, verify_row
 from .records import METRIC_COLUMNS, Record
 
-__all__ = ["DamagedDatabase", "DamagedRecord", "Store", "default_db_path", "load", "utc_now"]
+__all__ = ["DamagedDatabase", "DamagedRecord", "Heartbeat", "Store", "default_db_path", "load",
+           "utc_now"]
 
 APPLICATION_ID = 0x50524243  # "PRBC": marks a file as a parabench database
-SCHEMA_VERSION = 2  # 2: records.checksum
+SCHEMA_VERSION = 3  # 2: records.checksum; 3: records.machine/env_json, runs.host/pid/heartbeat_at
 BUSY_TIMEOUT_S = 60.0
+#: A running sweep stamps runs.heartbeat_at this often (a thread, see `Heartbeat`) ...
+HEARTBEAT_S = 10.0
+#: ... and a "running" run whose stamp is older than this, or whose process is gone from
+#: this host, is shown as interrupted: a killed run must not read "running" forever.
+STALE_AFTER_S = 6 * HEARTBEAT_S
+#: Columns added after version 2, added to older files on open by a writer (their old
+#: rows keep NULL there: records then fall back to their run's machine).
+_ADDED_COLUMNS = (("runs", "host", "TEXT"), ("runs", "pid", "INTEGER"),
+                  ("runs", "heartbeat_at", "TEXT"), ("records", "machine", "TEXT"),
+                  ("records", "env_json", "TEXT"))
 _LATEST = re.compile(r"latest(?:~(\d+))?")
 
 
@@ -57,7 +69,10 @@ CREATE TABLE IF NOT EXISTS runs (
     git_commit   TEXT,
     git_dirty    INTEGER,
     machine      TEXT,
-    env_json     TEXT
+    env_json     TEXT,
+    host         TEXT,                    -- where the driver runs (stale-run detection)
+    pid          INTEGER,                 -- the driver's process id on that host
+    heartbeat_at TEXT                     -- last sign of life of a running run
 );
 CREATE TABLE IF NOT EXISTS records (
     id                 INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -94,6 +109,8 @@ CREATE TABLE IF NOT EXISTS records (
     extra_json         TEXT,
     created_at         TEXT NOT NULL,
     checksum           TEXT,              -- sha256 of the stored values (NULL before v2)
+    machine            TEXT,              -- host/device that measured it (NULL before v3)
+    env_json           TEXT,              -- the measuring worker's environment
     UNIQUE (run_id, key)
 );
 CREATE INDEX IF NOT EXISTS records_run ON records(run_id);
@@ -289,6 +306,9 @@ class Store:
                 cols = {r[1] for r in c.execute("PRAGMA table_info(records)")}
                 if "checksum" not in cols:  # version 1: rows stay, unverified
                     c.execute("ALTER TABLE records ADD COLUMN checksum TEXT")
+                for table, col, kind in _ADDED_COLUMNS:  # version 2: old sums stay valid
+                    if col not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
+                        c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
                 c.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -321,14 +341,16 @@ class Store:
     def start_run(self, *, sweep: dict, preset: str | None, command: str, env: dict) -> str:
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         git = env.get("git", {})
+        now = utc_now()
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO runs (run_id, created_at, status, preset, command, sweep_json,"
-                " git_commit, git_dirty, machine, env_json) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " git_commit, git_dirty, machine, env_json, host, pid, heartbeat_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    run_id, utc_now(), "running", preset, command, json.dumps(sweep),
+                    run_id, now, "running", preset, command, json.dumps(sweep),
                     git.get("commit"), _opt_int(git.get("dirty")), env.get("machine"),
-                    json.dumps(env),
+                    json.dumps(env), socket.gethostname(), os.getpid(), now,
                 ),
             )
         return run_id
@@ -342,11 +364,26 @@ class Store:
 
     @_guarded
     def reopen_run(self, run_id: str) -> dict:
-        """Mark an earlier run as running again (for --resume) and return its row."""
+        """Mark an earlier run as running again, in this process (for --resume), and
+        return its row. A run that is still alive elsewhere is refused: two drivers
+        would measure the same points."""
         row = self.run(run_id)
+        if row["status"] == "running" and row.get("heartbeat_at"):  # alive, by its heartbeat
+            raise UsageError(f"run {run_id} is still running (host {row.get('host')}, PID "
+                             f"{row.get('pid')}, last heartbeat {row.get('heartbeat_at')}); "
+                             f"stop it first, or resume it once it shows as interrupted")
         with self.transaction() as c:
-            c.execute("UPDATE runs SET status='running', finished_at=NULL WHERE run_id=?", (run_id,))
+            c.execute("UPDATE runs SET status='running', finished_at=NULL, host=?, pid=?,"
+                      " heartbeat_at=? WHERE run_id=?",
+                      (socket.gethostname(), os.getpid(), utc_now(), run_id))
         return row
+
+    @_guarded
+    def heartbeat(self, run_id: str) -> None:
+        """Stamp a running run as alive (see `Heartbeat`)."""
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET heartbeat_at=? WHERE run_id=? AND status='running'",
+                      (utc_now(), run_id))
 
     @_guarded
     def run(self, run_id: str) -> dict:
@@ -354,7 +391,7 @@ class Store:
         row = cur.fetchone()
         if row is None:
             raise UsageError(f"no run {run_id!r} in {self.path}")
-        return dict(zip([d[0] for d in cur.description], row, strict=True))
+        return _live_status(dict(zip([d[0] for d in cur.description], row, strict=True)))
 
     @_guarded
     def latest_run_id(self) -> str | None:
@@ -491,6 +528,8 @@ class Store:
         import pandas as pd
 
         names, rows = self._fetch_raw("SELECT * FROM runs ORDER BY created_at")
+        live = [_live_status(dict(zip(names, r, strict=True))) for r in rows]
+        rows = [tuple(d[n] for n in names) for d in live]
         return _frame(pd, rows, names)
 
     @_guarded
@@ -521,7 +560,7 @@ class Store:
             where.append(f"r.status IN ({', '.join('?' for _ in statuses)})")
             args += statuses
         sql = (
-            "SELECT r.*, u.git_commit, u.git_dirty, u.machine, u.preset,"
+            "SELECT r.*, u.git_commit, u.git_dirty, u.machine AS run_machine, u.preset,"
             " u.created_at AS run_created_at, u.run_id IS NOT NULL AS _run_found"
             " FROM records r LEFT JOIN runs u ON u.run_id = r.run_id"
             + (" WHERE " + " AND ".join(where) if where else "")
@@ -543,9 +582,16 @@ class Store:
         df = _frame(pd, good, names[:-1])
         if "checksum" in df.columns:
             df = df.drop(columns=["checksum"])
+        # the machine that measured a record is its own (v3), else its run's driver's
+        own = df["machine"] if "machine" in df.columns else None
+        df["machine"] = df["run_machine"] if own is None else own.where(own.notna(),
+                                                                         df["run_machine"])
         df["samples_ms"] = df["samples_json"].map(lambda s: json.loads(s) if isinstance(s, str) else [])
         df["extra"] = df["extra_json"].map(lambda s: json.loads(s) if isinstance(s, str) else {})
-        return df.drop(columns=["samples_json", "extra_json"])
+        env = df["env_json"] if "env_json" in df.columns else df["extra_json"].map(lambda _: None)
+        df["env"] = env.map(lambda s: json.loads(s) if isinstance(s, str) else {})
+        return df.drop(columns=[c for c in ("samples_json", "extra_json", "env_json",
+                                            "run_machine") if c in df.columns])
 
     def _fetch_raw(self, sql: str, args=()) -> tuple[list[str], list[tuple]]:
         """Column names and raw rows, text decoded leniently (see _lenient_text)."""
@@ -611,6 +657,69 @@ def _uri_path(path: Path) -> str:
 
 def _opt_int(v):
     return None if v is None else int(bool(v))
+
+
+def _live_status(run: dict) -> dict:
+    """A `runs` row with a dead "running" run shown as interrupted: its heartbeat is
+    older than STALE_AFTER_S, or its driver's PID is gone from this very host. Rows
+    from before version 3 have no heartbeat and keep their stored status."""
+    if run.get("status") != "running" or not run.get("heartbeat_at"):
+        return run
+    why = None
+    if run.get("host") == socket.gethostname() and run.get("pid") and not _pid_alive(run["pid"]):
+        why = f"its process {run['pid']} on {run['host']} is gone"
+    else:
+        try:
+            age = (datetime.now(UTC) - datetime.fromisoformat(run["heartbeat_at"])).total_seconds()
+        except (TypeError, ValueError):
+            age = None
+        if age is not None and age > STALE_AFTER_S:
+            why = f"no heartbeat from {run.get('host')} (PID {run.get('pid')}) for {age:.0f} s"
+    if why:
+        run = {**run, "status": "interrupted", "stale": why}
+    return run
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process, or not a PID we can ask about: assume alive
+    return True
+
+
+class Heartbeat:
+    """Stamps a running run as alive every HEARTBEAT_S seconds from a thread, on its
+    own connection (the measuring thread may be busy for minutes inside one point)."""
+
+    def __init__(self, path: Path, run_id: str):
+        import threading
+
+        self._path, self._run_id = path, run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="parabench-heartbeat",
+                                        daemon=True)
+
+    def _beat(self) -> None:
+        store = None
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                store = store or Store(self._path, create=False)
+                store.heartbeat(self._run_id)
+            except UsageError:
+                pass  # busy or gone: the next beat tries again; staleness is only a display
+        if store is not None:
+            store.close()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def load(db: str | Path | None = None, run: str | list[str] | None = None, *, status=None):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if needed) and install parabench with its dev extras into it.
+# Create .venv (if needed) and install parabench with its dev and ray extras into it.
 # Sourced by scripts/main.sh and scripts/test.sh; safe to run again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,6 +21,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
    || ! .venv/bin/python -c "import parabench.cli, paraformer.model" 2>/dev/null; then
   echo "== installing parabench and its dependencies into .venv (first time: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  # ray: the Ray executor's tests start a real local cluster (tests/test_ray_cluster.py)
+  .venv/bin/python -m pip install -q -e ".[dev,ray]"
   touch "$stamp"
 fi

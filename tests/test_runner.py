@@ -116,10 +116,13 @@ def test_interrupted_run_loses_nothing_and_resumes(tmp_path, sig):
     with Store(db, create=False) as s:
         (rid,) = s.runs_frame().run_id
         before = s.records_frame([rid])
-        status = s.run(rid)["status"]
+        run = s.run(rid)
+        status = run["status"]
     assert len(before) >= 2 and set(before.status) == {"ok"}
     if sig == signal.SIGKILL:
-        assert status == "running"  # no chance to mark it; resume still works
+        # no chance to mark it, yet it must not read "running" forever: its PID is gone
+        assert status == "interrupted"
+        assert f"process {proc.pid}" in run["stale"] and "is gone" in run["stale"]
     else:
         assert status == "interrupted"
         assert f"--resume {rid}" in err

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["fraction", "int_list", "positive_float", "positive_int", "probability", "str_list",
-           "threshold"]
+__all__ = ["byte_size", "fraction", "int_list", "memory_budget", "positive_float", "positive_int",
+           "probability", "str_list", "threshold"]
 
 
 def _fail(message: str):
@@ -76,4 +76,27 @@ def probability(text: str) -> float:
     v = _parse(text, float, "a probability")
     if not 0 < v < 1:
         _fail(f"alpha must be in (0, 1), got {v:g}")
+    return v
+
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def byte_size(text: str) -> int:
+    """'512M', '8G', '8GiB', '1.5T' or a plain number of bytes -> bytes (binary units)."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1:] if t[-1:] in _UNITS and t[-1:] else ""
+    v = _parse(t[:len(t) - len(unit)] if unit else t, float, "a size like 8G or 512M")
+    size = v * _UNITS[unit]
+    if not 1 <= size < 2**62:
+        _fail(f"must be a size of at least one byte, got {text!r}")
+    return int(size)
+
+
+def memory_budget(text: str) -> int:
+    """A worker's memory budget: a byte_size of at least 64 MiB (a bare '8' is a typo for
+    8G far more often than a wish for 8 bytes)."""
+    v = byte_size(text)
+    if v < 64 * 2**20:
+        _fail(f"{text!r} is under 64M; give a unit, e.g. 8G or 512M")
     return v

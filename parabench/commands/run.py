@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 from ..errors import one_line
+from ..executors.memory_guard import DEFAULT_FRACTION
 from ..outputs import prepare_output_dir, safe_name
 from ._options import add_db, add_sweep_args, sweep_flags_given, sweep_from_args
+from ._values import memory_budget, positive_int
 
 
 def register(sub) -> None:
@@ -28,13 +30,37 @@ def register(sub) -> None:
     p.add_argument("--profile", action="store_true",
                    help="also record a torch.profiler trace per point (separate pass)")
     p.add_argument("--trace-dir", default="traces", help="where --profile writes traces")
+    add_executor_args(p)
     p.set_defaults(func=main)
 
 
+def add_executor_args(p) -> None:
+    """Where points run (see parabench/executors)."""
+    from ..executors import EXECUTORS
+
+    g = p.add_argument_group("where points run")
+    g.add_argument("--executor", choices=EXECUTORS, default=None,
+                   help="inline: in this process; process (the default): isolated worker "
+                   "processes under a memory guard, a crashed worker becomes an error row; "
+                   "ray: Ray tasks on a cluster (pip install -e '.[ray]')")
+    g.add_argument("--workers", type=positive_int, metavar="N",
+                   help="worker processes (process: default one per GPU, one on CPU; ray: "
+                   "CPUs of the local cluster started for the run)")
+    g.add_argument("--memory-limit", type=memory_budget, metavar="SIZE",
+                   help="address space each process worker may add (e.g. 8G); default "
+                   f"{int(DEFAULT_FRACTION * 100)}%% of the memory available at the start, "
+                   "shared by the workers; not applied on CUDA")
+    g.add_argument("--ray-address", metavar="ADDR",
+                   help="a running Ray cluster (host:port, or 'auto'); implies --executor ray; "
+                   "without it, --executor ray starts a local cluster for the run")
+
+
 def main(args) -> int:
-    from ..measure.passes import extra_passes
+    from ..executors import PassSpec, make_executor
     from ..runner import preflight, run_sweep
     from ..store import Store
+
+    name = _executor_name(args)
 
     if args.resume:
         store = Store(args.db, create=False)
@@ -48,13 +74,35 @@ def main(args) -> int:
         prepare_output_dir(Path(args.trace_dir), "--trace-dir")
     if not args.resume:
         store = Store(args.db)
-    passes = extra_passes(sweep, profile=args.profile, telemetry=args.telemetry,
-                          trace_dir=args.trace_dir, store=store)
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    # absolute: a worker (a Ray worker above all) may run in another directory
+    spec = PassSpec(profile=args.profile, telemetry=args.telemetry,
+                    trace_dir=str(Path(args.trace_dir).resolve()), db=str(store.path.resolve()))
+    executor = make_executor(name, passes=spec, workers=args.workers,
+                             memory_limit=args.memory_limit, ray_address=args.ray_address,
+                             log=log)
     command = "python -m parabench " + shlex.join(sys.argv[1:])
-    run_id = run_sweep(sweep, store, command=command, resume=args.resume, passes=passes,
-                       progress=args.progress, log=lambda m: print(m, file=sys.stderr))
+    run_id = run_sweep(sweep, store, command=command, resume=args.resume, executor=executor,
+                       progress=args.progress, log=log)
     print(run_id)
     return 0
+
+
+def _executor_name(args) -> str:
+    """--executor, with --ray-address meaning ray; contradictions refused up front."""
+    from ..errors import UsageError
+    from ..executors import default_executor
+
+    if args.ray_address and args.executor not in (None, "ray"):
+        raise UsageError(f"--ray-address is for --executor ray, not {args.executor}")
+    if args.memory_limit and args.executor in ("inline", "ray"):
+        raise UsageError(f"--memory-limit guards process workers; --executor {args.executor} "
+                         "does not apply it")
+    if args.workers and args.executor == "inline":
+        raise UsageError("--workers is for --executor process or ray; inline has one")
+    if args.ray_address:
+        return "ray"
+    return args.executor or default_executor(args.device or "")
 
 
 def _stored_sweep(store, run_id: str, args):

@@ -85,9 +85,10 @@ def load_store_side(store, run_id: str) -> Side:
         sweep = json.loads(run.get("sweep_json") or "{}")
     except ValueError:
         sweep = {}
+    df = store.records_frame([run_id])
+    side_env.update(_measured_on(df))
     side = Side("store", run_id, label, side_env, dirty=bool(run.get("git_dirty")),
                 interleaved=bool((sweep or {}).get("interleaved")))
-    df = store.records_frame([run_id])
     for r in df.itertuples(index=False):
         samples = list(r.samples_ms or [])
         side.benches[r.key] = Bench(
@@ -97,6 +98,19 @@ def load_store_side(store, run_id: str) -> Side:
             batch=int(r.batch), mode=r.mode,
         )
     return side
+
+
+def _measured_on(df) -> dict:
+    """Machines and GPUs of the workers that measured a run's records (schema 3), which
+    can differ from the driver's when the run was fanned out: these are what must match."""
+    out = {}
+    if "machine" in df and df["machine"].notna().any():
+        out["machine"] = ", ".join(sorted(set(df["machine"].dropna().astype(str))))
+    gpus = {(e.get("gpu") or {}).get("name") for e in df.get("env", [])
+            if isinstance(e, dict) and (e.get("gpu") or {}).get("available")}
+    if gpus - {None}:
+        out["gpu"] = ", ".join(sorted(gpus - {None}))
+    return out
 
 
 # -- asv side --------------------------------------------------------------------------

@@ -33,7 +33,25 @@ def environment_section(ctx: Context) -> Section:
         if not env:
             s.missing.append(Missing(f"run {run.get('run_id')} recorded no environment",
                                      HOW["run"]))
+    machines = _measured_on(ctx.records)
+    if machines:
+        s.tables.append(Table("Measured on (the worker of each record)",
+                              ["machine", "points", "torch", "CUDA", "GPU"], machines))
     return s
+
+
+def _measured_on(records) -> list[list]:
+    """One row per machine that measured records, from the records' own environments."""
+    if records.empty or "machine" not in records:
+        return []
+    rows = []
+    for machine, g in records.groupby(records["machine"].fillna("?"), sort=True):
+        envs = [e for e in g.get("env", []) if isinstance(e, dict) and e]
+        first = envs[0] if envs else {}
+        gpu = first.get("gpu") or {}
+        rows.append([short(str(machine)), str(len(g)), fmt(first.get("torch")),
+                     fmt(first.get("cuda")), fmt(gpu.get("name") if gpu.get("available") else None)])
+    return rows
 
 
 def _flatten(d, prefix="") -> dict:

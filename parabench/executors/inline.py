@@ -1,0 +1,28 @@
+"""The `inline` executor: every point in the driver's own process, one after another.
+No start-up cost and no isolation: a segfault ends the run (finished points stay stored)."""
+from __future__ import annotations
+
+from .common import measure_here
+
+__all__ = ["InlineExecutor"]
+
+
+class InlineExecutor:
+    name = "inline"
+
+    def __init__(self, passes=None, *, built=None):
+        self._spec = passes
+        self._built = built  # pass functions given ready-made (library callers, `profile`)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def run(self, points, sweep, *, run_id: str, store=None, started=lambda p: None):
+        passes = self._built if self._built is not None else (
+            self._spec.build(sweep, store) if self._spec else [])
+        for point in points:
+            started(point)
+            yield measure_here(point, sweep, passes=passes, run_id=run_id, store=store)
