@@ -40,11 +40,13 @@ def _worker_main(conn, budget: int | None) -> None:
         import timm  # noqa: F401
         import torch
 
+        from ..measure.device import settle_heap
         from .common import measure_here, poisons_cuda, worker_environment
         from .memory_guard import apply_limit
 
         limit = apply_limit(budget) if budget else None
         env = worker_environment()
+        settle_heap()  # the imports' objects out of each point's garbage collection
     except Exception as e:  # noqa: BLE001  say why, the driver refuses in one line
         conn.send(("failed", one_line(e)))
         return

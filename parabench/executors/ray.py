@@ -23,8 +23,10 @@ def _measure_task(point, sweep, spec, run_id):
     """Runs inside a Ray worker process: measure one point there."""
     import torch
 
+    from ..measure.device import settle_heap
     from .common import measure_here
 
+    settle_heap()  # cheap after a worker's first task: only new objects are scanned
     if sweep.threads:
         torch.set_num_threads(sweep.threads)
     store = spec.open_store()
