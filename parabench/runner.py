@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .catalog import check, model_info
 from .config import Point, Sweep
 from .errors import Terminated, UsageError, is_oom, one_line
-from .measure.device import free_memory, settle_heap
+from .measure.device import free_memory
 from .progress import SweepProgress
 from .records import Record
 from .store import Store
@@ -156,7 +156,6 @@ def _run_points(sweep: Sweep, store: Store, executor, *, command, resume, progre
     else:
         run_id = store.start_run(sweep=sweep.to_dict(), preset=sweep.name, command=command,
                                  env=collect())
-    settle_heap()
     points = sweep.points()
     done = store.done_keys(run_id)
     todo = [p for p in points if p.key not in done]

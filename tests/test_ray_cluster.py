@@ -171,7 +171,7 @@ def test_a_worker_killed_mid_point_gives_a_row_and_the_sweep_completes(cluster, 
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     df = load(db, "latest").set_index("key")
-    assert len(df) == 3
+    assert len(df) == 3, df[["status", "reason"]].to_string()
     bad = df[df.status != "ok"]
     assert list(bad.status) == ["error"] and list(bad.index) == ["vit/d2/b1/float32/eager/infer"]
     assert "Ray task failed" in bad.reason.iloc[0] and "died" in bad.reason.iloc[0]

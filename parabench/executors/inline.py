@@ -2,6 +2,7 @@
 No start-up cost and no isolation: a segfault ends the run (finished points stay stored)."""
 from __future__ import annotations
 
+from ..measure.device import settle_heap
 from .common import measure_here
 
 __all__ = ["InlineExecutor"]
@@ -23,6 +24,7 @@ class InlineExecutor:
     def run(self, points, sweep, *, run_id: str, store=None, started=lambda p: None):
         passes = self._built if self._built is not None else (
             self._spec.build(sweep, store) if self._spec else [])
+        settle_heap()  # freeze in the process that measures, and only there (see device.py)
         for point in points:
             started(point)
             yield measure_here(point, sweep, passes=passes, run_id=run_id, store=store)

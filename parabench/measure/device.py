@@ -37,6 +37,10 @@ def settle_heap() -> None:
     that exists now (torch, timm, pandas and their modules: hundreds of thousands) out
     of the garbage collector's reach. free_memory()'s full collection per point then
     scans only what the points made: 0.1 ms instead of 0.3 s here, a minute over a
-    200-point GPU sweep. Objects alive now are still freed by reference counting."""
+    200-point GPU sweep. Objects alive now are still freed by reference counting.
+
+    Only in a process that measures points (the inline executor, a process or Ray
+    worker), never in a Ray driver: there a frozen heap lost task results (a sweep
+    through Ray ended without its last point's row)."""
     gc.collect()
     gc.freeze()
