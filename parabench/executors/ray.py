@@ -23,10 +23,10 @@ def _measure_task(point, sweep, spec, run_id):
     """Runs inside a Ray worker process: measure one point there."""
     import torch
 
-    from ..measure.device import settle_heap
     from .common import measure_here
 
-    settle_heap()  # cheap after a worker's first task: only new objects are scanned
+    # no settle_heap() here: Ray's own objects live in this process, and a frozen heap
+    # in a Ray driver lost a task's result (see measure/device.py)
     if sweep.threads:
         torch.set_num_threads(sweep.threads)
     store = spec.open_store()

@@ -39,8 +39,8 @@ def settle_heap() -> None:
     scans only what the points made: 0.1 ms instead of 0.3 s here, a minute over a
     200-point GPU sweep. Objects alive now are still freed by reference counting.
 
-    Only in a process that measures points (the inline executor, a process or Ray
-    worker), never in a Ray driver: there a frozen heap lost task results (a sweep
-    through Ray ended without its last point's row)."""
+    Only in a process that measures points and runs no Ray (the inline executor, a
+    process worker): frozen in a Ray driver, a sweep through Ray ended without its last
+    point's row, and Ray's workers hold the same kind of Ray state."""
     gc.collect()
     gc.freeze()
