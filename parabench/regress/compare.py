@@ -85,7 +85,9 @@ def _row(key: str, a: Bench | None, b: Bench | None, threshold: float, alpha: fl
     from . import stats
 
     if len(a.samples) and len(b.samples):
-        c = stats.compare_samples(a.samples, b.samples, threshold=threshold, alpha=alpha)
+        paired = bool(a.turn_size and b.turn_size)  # interleaved: turns paired by round
+        c = stats.compare_samples(a.samples, b.samples, threshold=threshold, alpha=alpha,
+                                  block_a=a.turn_size, block_b=b.turn_size, paired=paired)
         row["baseline"], row["contender"] = c.median_a, c.median_b
     else:
         c = stats.compare_summaries(a.value, a.ci, b.value, b.ci, threshold=threshold)

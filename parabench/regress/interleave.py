@@ -185,6 +185,8 @@ def _measure_pair(point, sweep, workers, store, run_ids, rounds, turn_ms) -> Non
     if ok:
         slowest = max(b["per_call_ms"] for b in built)
         n = max(1, int(turn_ms / max(slowest, 1e-3)))
+        for rec in recs:  # a turn is compare's unit: its calls share a moment of the machine
+            rec.extra["turn_size"] = n
         for r in range(rounds):
             order = (0, 1) if r % 2 == 0 else (1, 0)  # neither side always goes first
             for i in order:

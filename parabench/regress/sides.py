@@ -49,6 +49,8 @@ class Bench:
     depth: int | None = None
     batch: int | None = None
     mode: str | None = None
+    #: samples per interleaved turn (compare's unit), None when unknown
+    turn_size: int | None = None
 
     @property
     def is_latency(self) -> bool:
@@ -95,6 +97,7 @@ def load_store_side(store, run_id: str) -> Side:
             value=float(r.median_ms) if r.median_ms is not None and samples else None,
             status=r.status, reason=r.reason, family=r.family, depth=int(r.depth),
             batch=int(r.batch), mode=r.mode,
+            turn_size=(r.extra or {}).get("turn_size") if side.interleaved else None,
         )
     return side
 
