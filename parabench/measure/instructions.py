@@ -41,6 +41,8 @@ COUNT_UNIT = "instructions"
 #: Forwards per repeat. Under Callgrind a tiny forward takes ~10 ms; 20 keep the count
 #: of one repeat well above the toggling overhead while costing a fraction of start-up.
 DEFAULT_NUMBER = 20
+#: The script torch.utils.benchmark runs under valgrind (its name in torch 2.x).
+_VALGRIND_SCRIPT = "timer_callgrind.py"
 DEFAULT_REPEATS = 2
 
 
@@ -59,13 +61,20 @@ def require_valgrind() -> None:
 
 def _setup_code(point, sweep, source: Path) -> str:
     """Runs inside the valgrind process before counting starts: put `source` first on
-    the path, check that parabench really comes from there, build the point."""
+    the path, check that parabench really comes from there, build the point.
+
+    `Timer.collect_callgrind` also runs the setup once in *this* process, to check the
+    statement before paying for valgrind; there the path is left alone and the point is
+    built by the parabench already imported. The valgrind side is told apart by the
+    script torch writes for it."""
     paths = [str(source), str(source / "models")]
     return "\n".join([
-        "import sys",
-        f"sys.path[:0] = {paths!r}",
-        "import parabench",
-        f"assert parabench.__file__.startswith({str(source) + os.sep!r}), parabench.__file__",
+        "import os, sys",
+        f"if os.path.basename(sys.argv[0]) == {_VALGRIND_SCRIPT!r}:",
+        f"    sys.path[:0] = {paths!r}",
+        "    import parabench",
+        f"    assert parabench.__file__.startswith({str(source) + os.sep!r}), "
+        "parabench.__file__",
         "from parabench.config import Point, sweep_from_dict",
         "from parabench.measure.prepare import prepared",
         f"_point = prepared(Point(**{asdict(point)!r}), sweep_from_dict({sweep.to_dict()!r}))",
