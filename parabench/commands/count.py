@@ -14,7 +14,7 @@ from pathlib import Path
 from ._options import add_db, add_sweep_args, sweep_flags_given, sweep_from_args
 from ._values import positive_int
 
-#: Without sweep flags: two telling points, one per kind of model, ~1-4 min each.
+#: Without sweep flags: two telling points, one per kind of model.
 DEFAULT_FAMILIES = ("paraformer-fused", "vit")
 DEFAULT_DEPTHS = (4,)
 
@@ -24,11 +24,12 @@ def register(sub) -> None:
         "count", help="count instructions per forward under valgrind (deterministic, CPU)",
         description="Count the instructions one forward executes (valgrind's Callgrind "
         "through torch.utils.benchmark) for a few points and store them as a run of their "
-        "own (unit: instructions). Counts repeat to ~0.3%% between processes where timings "
+        "own (unit: instructions). Counts repeat to ~0.3% between processes where timings "
         "drift by tens of percent, so `compare` of two count runs catches a few percent of "
         "extra compute; they miss memory-bound and GPU regressions. Without sweep flags it "
         "counts paraformer-fused and vit at depth 4 of the quick preset. Each point costs "
-        "about 1-4 minutes (valgrind start-up), run --jobs at a time.",
+        "minutes, mostly valgrind's start-up (70 s alone on a quiet machine, 10-30 min "
+        "when four jobs share two cores); --jobs points are counted at once.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_sweep_args(p, timing=False)
@@ -78,7 +79,7 @@ def main(args) -> int:
             + shlex.join(sys.argv[1:]), env=env)
         points = sweep.points()
         print(f"run {run_id}: counting {len(points)} points, {args.jobs} at a time "
-              f"(about 1-4 min each) into {store.path}", file=sys.stderr)
+              f"(minutes each under valgrind) into {store.path}", file=sys.stderr)
         status = "failed"
         bar = SweepProgress(len(points), 0, enabled=args.progress)
         try:
