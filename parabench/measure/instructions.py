@@ -6,9 +6,10 @@ number of instructions it executes does not. torch.utils.benchmark's
 `Timer.collect_callgrind` runs the step in a fresh Python under `valgrind
 --tool=callgrind` and counts only the timed loop (the model is built in `setup`, before
 collection starts). Measured on the 2-core development VM (torch 2.14.1, valgrind 3.19,
-tiny Para-Former fused, depth 4): two repeats in one process differed by 0.07%, two
-processes by up to 0.3%. The price is valgrind's start-up, importing torch and timm
-under instrumentation: 70 s per point on a quiet machine, over 200 s when four jobs
+tiny widths): two repeats in one process differed by 0.01-0.07%, processes by 0.03%
+(fused Para-Former depth 4, batch 8, 11.67M instructions per forward) to 0.3% (tiny
+ViT). The price is valgrind's start-up, importing torch and timm under
+instrumentation: 70 s per point on a quiet machine, over 200 s when four jobs
 share the two cores. So count few, telling points, several at a time (`jobs`).
 
 What counts miss: a regression that costs time without costing instructions (cache
