@@ -9,8 +9,9 @@ collection starts). Measured on the 2-core development VM (torch 2.14.1, valgrin
 tiny widths): two repeats in one process differed by 0.01-0.07%, processes by 0.03%
 (fused Para-Former depth 4, batch 8, 11.67M instructions per forward) to 0.3% (tiny
 ViT). The price is valgrind's start-up, importing torch and timm under
-instrumentation: 70 s per point on a quiet machine, over 200 s when four jobs
-share the two cores. So count few, telling points, several at a time (`jobs`).
+instrumentation: 70 s per point on a quiet machine, 16-33 min when three counts ran at
+once beside other people's work on the two cores. So count few, telling points,
+several at a time (`jobs`).
 
 What counts miss: a regression that costs time without costing instructions (cache
 misses, memory bandwidth, a slower library on another CPU, anything on a GPU). Those
