@@ -20,6 +20,12 @@ format the values as times. This keeps the suite a plain directory of classes; t
 alternative, an `asv_bench_*` plugin distribution exporting a new benchmark type,
 would have to be pip-installed into every asv environment and buys nothing more.
 
+`timing.py` adds `time_*` forward benchmarks, because only those does `asv continuous`
+run in rounds that alternate between the two commits; each timed call ends with
+`torch.cuda.synchronize()` on GPU, so asv's wall clock spans the GPU work (plus one
+sync). `instructions.py` tracks instructions per forward under Callgrind (CPU, the
+quick sizes): the deterministic value for history.
+
 Tracked values with units: `track_params` (parameters), `track_gflops` (GFLOP per
 image, counted by parabench's FLOP counter), `track_peak_gpu_memory` (bytes,
 torch.cuda.max_memory_allocated over the timed window; skipped without CUDA).

@@ -19,7 +19,10 @@ def _hms(s: float) -> str:
 
 def _outcome(rec) -> str:
     s = rec.stats
-    return f"{s.median:.3f} ms" if s else f"{rec.status}: {rec.reason}"
+    if s is None:
+        return f"{rec.status}: {rec.reason}"
+    unit = getattr(rec, "unit", "ms")
+    return f"{s.median:.3f} ms" if unit == "ms" else f"{s.median:,.0f} {unit}"
 
 
 class SweepProgress:

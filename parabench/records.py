@@ -33,8 +33,9 @@ METRIC_COLUMNS = {
 }
 #: Identity and cost fields copied verbatim between a Record and its row.
 _PLAIN_FIELDS = ("key", "family", "depth", "batch", "dtype", "mode", "workload", "device",
-                 "img_size", "width", "status", "reason", "params", "flops", "flops_analytic",
-                 "peak_mem_allocated", "peak_mem_reserved", "peak_rss", "machine")
+                 "img_size", "width", "status", "reason", "unit", "params", "flops",
+                 "flops_analytic", "peak_mem_allocated", "peak_mem_reserved", "peak_rss",
+                 "machine")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ class Record:
     width: str
     status: str = "ok"
     reason: str | None = None
+    #: unit of the samples: "ms" for latencies; "instructions" (per forward) for counts,
+    #: which share the table (and its samples/median columns) under their own keys
+    unit: str = "ms"
     samples_ms: list[float] = field(default_factory=list)
     params: int | None = None
     flops: float | None = None  # forward FLOPs per image (2 * MACs)
@@ -146,6 +150,7 @@ class Record:
             raw = get("env_json")
             env = json.loads(raw) if isinstance(raw, str) else {}
         plain = {f: _none_if_nan(get(f)) for f in _PLAIN_FIELDS}
+        plain["unit"] = plain["unit"] or "ms"  # rows and frames from before units: latencies
         return cls(**plain, samples_ms=list(samples), extra=dict(extra), env=dict(env))
 
     @property
@@ -156,7 +161,7 @@ class Record:
     def throughput(self) -> float | None:
         """Images per second from the median latency (a train step counts its batch once)."""
         s = self.stats
-        if s is None or not s.median or math.isnan(s.median):
+        if self.unit != "ms" or s is None or not s.median or math.isnan(s.median):
             return None
         return self.batch / (s.median / 1e3)
 

@@ -94,6 +94,27 @@ def test_model_cost(suite, monkeypatch):
     assert not hasattr(cost, "GpuMemory")  # only defined with CUDA
 
 
+def test_time_benchmarks_are_asv_timing_benchmarks(suite):
+    common, _, _ = suite
+    timing = importlib.import_module("benchmarks.timing")
+    bench = timing.TransformerTime()
+    assert bench.param_names == ["family", "depth", "batch"]
+    assert bench.params[1] == sorted({min(common.SWEEP.depths), max(common.SWEEP.depths)})
+    assert not hasattr(bench, "unit") and not hasattr(bench, "number")  # asv times and rounds
+    bench.setup("paraformer-fused", 1, 1)
+    assert bench.time_forward("paraformer-fused", 1, 1) is None
+    bench.teardown("paraformer-fused", 1, 1)
+
+
+def test_instruction_benchmark_skips_without_valgrind(suite, monkeypatch):
+    instructions = importlib.import_module("benchmarks.instructions")
+    bench = instructions.InstructionCount()
+    assert bench.track_instructions.unit == "instructions"
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
+    with pytest.raises(NotImplementedError, match="valgrind"):
+        bench.setup("vit:4")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_asv_discovers_the_suite(tmp_path):

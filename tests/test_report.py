@@ -179,15 +179,16 @@ def test_history_section_with_asv_results(tmp_path, monkeypatch, quick_db):
     fake = types.ModuleType("parabench.regress.history")
     fake.load_asv_history = lambda d: hist
     fake.load_store_history = lambda db: hist.iloc[0:0]  # one run: no history to show
-    fake.detect_change_points = lambda df: df.iloc[[3]].assign(before=1.0, after=1.5,
-                                                               ratio=1.5)[
-        ["benchmark", "params", "commit", "date", "before", "after", "ratio"]]
+    fake.detect_change_points = lambda df: df.iloc[[3]].assign(
+        before=1.0, after=1.5, ratio=1.5, previous_commit="c2abcdef")[
+        ["benchmark", "params", "commit", "date", "before", "after", "ratio",
+         "previous_commit"]]
     monkeypatch.setitem(sys.modules, "parabench.regress.history", fake)
     (tmp_path / "asv").mkdir()
     res = build_report(quick_db[0], [quick_db[1]], tmp_path / "h", tmp_path / "asv")
     sec = _section(res, "history")
     assert not sec.missing and sec.figures[0].path.name == "history.png"
-    assert sec.tables[0].rows[0][2] == "c3abcdef"
+    assert sec.tables[0].rows[0][2:4] == ["c2abcdef", "c3abcdef"]  # the step's commit range
 
     def broken(d):
         raise ValueError("corrupt results")

@@ -20,7 +20,7 @@ def test_thirty_percent_slowdown_is_flagged():
     a, b = _lat(rng), 1.3 * _lat(rng)
     c = stats.compare_samples(a, b)
     assert c.verdict == "slower"
-    assert c.p_value < 1e-6
+    assert c.p_value < 1e-3  # 10 units a side (blocks of 6): few units, modest p
     assert c.ci_low < 1.3 < c.ci_high
     assert 1.2 < c.ratio < 1.4
 
@@ -87,3 +87,46 @@ def test_verdict_rule_needs_all_three():
     assert verdicts.verdict(1.5, 0.9, 1.8, 0.001) == "unchanged"  # CI reaches 1
     assert verdicts.verdict(1.05, 1.01, 1.08, 0.001) == "unchanged"  # below threshold
     assert verdicts.verdict(0.5, 0.4, 0.6, 0.001) == "faster"
+
+
+def _interleaved_noop(rng, rounds=30, turn=20):
+    """A no-op interleaved comparison on a drifting machine: the speed moves from round
+    to round (shared by A's and B's turns of that round) and from turn to turn (shared by
+    the calls of one turn), plus per-call noise. Calls of a turn are therefore not
+    independent witnesses."""
+    speed = np.exp(np.cumsum(rng.normal(0, 0.03, rounds)))
+    a, b = [], []
+    for r in range(rounds):
+        for side in (a, b):
+            level = speed[r] * np.exp(rng.normal(0, 0.03))
+            side.extend(level * rng.lognormal(0, 0.01, turn))
+    return np.array(a), np.array(b)
+
+
+def test_turn_units_give_honest_coverage_where_raw_samples_do_not():
+    units, raw = 0, 0
+    trials = 120
+    for seed in range(trials):
+        a, b = _interleaved_noop(np.random.default_rng(seed))
+        c = stats.compare_samples(a, b, block_a=20, block_b=20, paired=True, n_boot=300)
+        units += c.ci_low <= 1.0 <= c.ci_high
+        r = stats.compare_samples(a, b, block_a=1, block_b=1, n_boot=300)  # calls as units
+        raw += r.ci_low <= 1.0 <= r.ci_high
+    assert units / trials >= 0.90  # about 95% of intervals of a no-op contain 1
+    assert raw / trials <= 0.80  # the old per-call interval: overconfident (~66% here)
+
+
+def test_paired_rounds_cancel_shared_drift():
+    rng = np.random.default_rng(7)
+    a, b = _interleaved_noop(rng)
+    b = b * 1.3
+    paired = stats.compare_samples(a, b, block_a=20, block_b=20, paired=True)
+    unpaired = stats.compare_samples(a, b, block_a=20, block_b=20, paired=False)
+    assert paired.verdict == "slower" and paired.ci_low < 1.3 < paired.ci_high
+    assert (paired.ci_high - paired.ci_low) < (unpaired.ci_high - unpaired.ci_low)
+
+
+def test_block_medians():
+    assert list(stats.block_medians([1, 2, 3, 10, 20, 30], 3)) == [2, 20]
+    assert list(stats.block_medians([1, 2, 3, 4], 3)) == [2]  # a 1-sample tail is dropped
+    assert stats.block_medians(np.arange(100.0)).size == 10  # default: sqrt(n) per block

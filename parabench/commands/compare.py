@@ -12,7 +12,7 @@ from ._values import positive_float, positive_int, probability, threshold
 
 def register(sub) -> None:
     from ..regress.render import FORMATS
-    from ..regress.verdicts import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+    from ..regress.verdicts import DEFAULT_ALPHA, DEFAULT_COUNT_THRESHOLD, DEFAULT_THRESHOLD
 
     p = sub.add_parser(
         "compare", help="compare two runs (or two commits' asv results); exit 1 on regression",
@@ -31,6 +31,10 @@ def register(sub) -> None:
     p.add_argument("--threshold", type=threshold, default=DEFAULT_THRESHOLD,
                    help="minimum relative change that counts (0.1 or 10%%; default %(default)s, "
                    "from interleaved no-change comparisons on the development VM)")
+    p.add_argument("--count-threshold", type=threshold, default=DEFAULT_COUNT_THRESHOLD,
+                   help="minimum relative change of an instruction count (`parabench count` "
+                   "runs, asv's instruction benchmarks); counts repeat to ~0.3%% "
+                   "(default %(default)s)")
     p.add_argument("--alpha", type=probability, default=DEFAULT_ALPHA,
                    help="significance level of the per-benchmark test (default %(default)s)")
     p.add_argument("--format", choices=FORMATS, default="text", help="default: text")
@@ -75,6 +79,7 @@ def main(args) -> int:
         a, b, db=args.db, asv_results=args.asv_results,
         repo=args.repo, threshold=args.threshold, alpha=args.alpha,
         allow_mixed=args.allow_mixed, machine=args.machine, save=args.save,
+        count_threshold=args.count_threshold,
     )
     text = render(result, args.format)
     if args.out is not None:

@@ -11,28 +11,30 @@ from ._values import fraction, positive_int
 
 
 def register(sub) -> None:
-    from ..regress.history import DEFAULT_MIN_EFFECT, DEFAULT_MIN_SEGMENT, DEFAULT_NOISE_K
+    from ..regress.history import DEFAULT_MIN_EFFECT, DEFAULT_MIN_SEGMENT
 
     p = sub.add_parser(
         "history", help="benchmark values across commits and the commits where they stepped",
-        description="Reads asv results (every machine) and the store's runs, orders them by "
-        "commit date / run time, and reports persistent steps (change points): a shift of "
-        "the median that holds for at least --min-segment points on both sides, is at least "
-        "--min-effect large, and stands out from the noise around it.",
+        description="Reads asv results (every machine; only commits on the first-parent "
+        "line of --branch, in git's order) and the store's runs (in the order they ran), "
+        "and reports the steps that asv's own step detection (asv.step_detect) finds, with "
+        "the commit range it gives. A step needs to be at least --min-effect large; one "
+        "whose new level lasts fewer than --min-segment commits counts only if it does not "
+        "return to the old level.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--asv-results", type=Path, default=None, metavar="DIR",
                    help="asv results directory (default: .asv/results if it exists)")
     add_db(p)
     p.add_argument("--repo", default=".",
-                   help="git repository that orders commits sharing a date")
+                   help="git repository whose first-parent line orders the commits")
+    p.add_argument("--branch", default="HEAD",
+                   help="branch (or ref) whose first-parent line is followed")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--min-segment", type=positive_int, default=DEFAULT_MIN_SEGMENT,
-                   help="points needed on each side of a change")
+                   help="commits a new level must last (asv's min_size)")
     p.add_argument("--min-effect", type=fraction, default=DEFAULT_MIN_EFFECT,
-                   help="smallest relative step reported (0.1 or 10%%)")
-    p.add_argument("--noise-k", type=float, default=DEFAULT_NOISE_K,
-                   help="step must exceed this many robust standard deviations")
+                   help="smallest relative step reported (asv's threshold; 0.1 or 10%%)")
     p.set_defaults(func=main)
 
 
@@ -48,10 +50,12 @@ def _sources(args):
     if asv_dir is None and (Path(".asv") / "results").is_dir():
         asv_dir = Path(".asv") / "results"
     if asv_dir is not None:
-        df = load_asv_history(asv_dir, repo=args.repo)
+        df = load_asv_history(asv_dir, repo=args.repo, branch=args.branch)
         frames.append(df)
+        off = df.attrs.get("off_line", 0)
         notes.append(f"asv results {asv_dir}: {df['commit'].nunique()} commits, "
-                     f"{len(df)} values")
+                     f"{len(df)} values, ordered by {df.attrs.get('order', 'git')}"
+                     + (f"; {off} commit(s) off that line left out" if off else ""))
     db = args.db if args.db is not None else default_db_path()
     if args.db is not None and not Path(db).exists():
         raise UsageError(f"no results database at {db}")
@@ -79,26 +83,27 @@ def main(args) -> int:
                          "some runs or asv results first")
     hist = pd.concat(frames, ignore_index=True)
     cps = detect_change_points(hist, min_segment=args.min_segment,
-                               min_effect=args.min_effect, noise_k=args.noise_k)
+                               min_effect=args.min_effect)
     n_series = hist.groupby(
         ["benchmark", "params"] + [c for c in ("machine", "source") if c in hist]).ngroups
     if args.format == "json":
         out = {
             "sources": notes, "series": n_series,
             "settings": {"min_segment": args.min_segment, "min_effect": args.min_effect,
-                         "noise_k": args.noise_k},
+                         "detector": "asv.step_detect", "branch": args.branch},
             "change_points": json.loads(cps.to_json(orient="records", date_format="iso")),
         }
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return 0
     lines = [*notes, f"{n_series} series; {len(cps)} change point(s) "
-             f"(>= {args.min_segment} points each side, >= {args.min_effect:.0%} step)"]
+             f"(asv.step_detect, >= {args.min_effect:.0%} step)"]
     for r in cps.itertuples(index=False):
         direction = "slower" if r.ratio > 1 else "faster"
         if str(r.unit) not in ("ms", "seconds"):
             direction = "up" if r.ratio > 1 else "down"
         lines.append(
-            f"  {pd.Timestamp(r.date):%Y-%m-%d %H:%M}  {str(r.commit)[:10]}  {r.benchmark}"
+            f"  {pd.Timestamp(r.date):%Y-%m-%d %H:%M}  "
+            f"{str(r.previous_commit)[:10]}..{str(r.commit)[:10]}  {r.benchmark}"
             + (f" [{r.params}]" if r.params else "")
             + f"  {r.before:.4g} -> {r.after:.4g} {r.unit}  x{r.ratio:.3f} {direction}"
         )

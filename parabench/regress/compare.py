@@ -21,7 +21,14 @@ from pathlib import Path
 
 from ..errors import UsageError
 from .sides import Bench, Side, environment_differences, load_pair
-from .verdicts import DEFAULT_ALPHA, DEFAULT_THRESHOLD, is_regression
+from .verdicts import (
+    COUNT_UNITS,
+    DEFAULT_ALPHA,
+    DEFAULT_COUNT_THRESHOLD,
+    DEFAULT_THRESHOLD,
+    count_verdict,
+    is_regression,
+)
 
 __all__ = ["compare_sides", "run_compare"]
 
@@ -30,7 +37,8 @@ def _finite(x):
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
 
 
-def _row(key: str, a: Bench | None, b: Bench | None, threshold: float, alpha: float) -> dict:
+def _row(key: str, a: Bench | None, b: Bench | None, threshold: float, alpha: float,
+         count_threshold: float = DEFAULT_COUNT_THRESHOLD) -> dict:
     ref = b or a
     row = {
         "key": key, "family": ref.family, "depth": ref.depth, "batch": ref.batch,
@@ -55,6 +63,16 @@ def _row(key: str, a: Bench | None, b: Bench | None, threshold: float, alpha: fl
             row["verdict"] = "skipped"
             row["note"] = b.reason or a.reason
         return row
+    if a.unit in COUNT_UNITS and b.unit == a.unit:
+        if a.value and b.value is not None:
+            row["ratio"] = b.value / a.value
+            row["verdict"] = count_verdict(row["ratio"], threshold=count_threshold)
+        else:
+            row["verdict"] = "inconclusive"
+        spread = _count_spread(a.samples, b.samples)
+        row["note"] = (f"instruction count (threshold {count_threshold:.1%}"
+                       + (f", repeats within {spread:.2%})" if spread is not None else ")"))
+        return row
     if not (a.is_latency and b.is_latency):
         if a.value is not None and b.value is not None and a.value != 0:
             row["ratio"] = b.value / a.value
@@ -67,7 +85,9 @@ def _row(key: str, a: Bench | None, b: Bench | None, threshold: float, alpha: fl
     from . import stats
 
     if len(a.samples) and len(b.samples):
-        c = stats.compare_samples(a.samples, b.samples, threshold=threshold, alpha=alpha)
+        paired = bool(a.turn_size and b.turn_size)  # interleaved: turns paired by round
+        c = stats.compare_samples(a.samples, b.samples, threshold=threshold, alpha=alpha,
+                                  block_a=a.turn_size, block_b=b.turn_size, paired=paired)
         row["baseline"], row["contender"] = c.median_a, c.median_b
     else:
         c = stats.compare_summaries(a.value, a.ci, b.value, b.ci, threshold=threshold)
@@ -77,8 +97,16 @@ def _row(key: str, a: Bench | None, b: Bench | None, threshold: float, alpha: fl
     return row
 
 
+def _count_spread(*sides) -> float | None:
+    """Largest relative spread among one side's repeats: shown beside the verdict so a
+    reader sees how far the threshold is from the counter's own noise."""
+    spreads = [(max(s) - min(s)) / min(s) for s in sides if len(s) > 1 and min(s) > 0]
+    return max(spreads) if spreads else None
+
+
 def compare_sides(a: Side, b: Side, *, threshold: float = DEFAULT_THRESHOLD,
-                  alpha: float = DEFAULT_ALPHA, allow_mixed: bool = False) -> dict:
+                  alpha: float = DEFAULT_ALPHA, allow_mixed: bool = False,
+                  count_threshold: float = DEFAULT_COUNT_THRESHOLD) -> dict:
     """The comparison as a JSON-able dict: rows per benchmark plus what was compared.
     Raises UsageError when the environments differ and `allow_mixed` is False."""
     diffs = environment_differences(a, b)
@@ -90,7 +118,8 @@ def compare_sides(a: Side, b: Side, *, threshold: float = DEFAULT_THRESHOLD,
     keys = sorted(set(a.benches) | set(b.benches))
     if not keys:
         raise UsageError(f"nothing to compare: {a.label} and {b.label} hold no benchmarks")
-    rows = [_row(k, a.benches.get(k), b.benches.get(k), threshold, alpha) for k in keys]
+    rows = [_row(k, a.benches.get(k), b.benches.get(k), threshold, alpha, count_threshold)
+            for k in keys]
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
@@ -102,6 +131,7 @@ def compare_sides(a: Side, b: Side, *, threshold: float = DEFAULT_THRESHOLD,
         "measurement": ("asv results" if a.kind == "asv" else
                         "interleaved" if a.interleaved and b.interleaved else "separate runs"),
         "threshold": threshold,
+        "count_threshold": count_threshold,
         "alpha": alpha,
         "mixed": bool(diffs),
         "mixed_reasons": diffs,
@@ -113,7 +143,8 @@ def compare_sides(a: Side, b: Side, *, threshold: float = DEFAULT_THRESHOLD,
 
 def run_compare(a: str, b: str, *, db=None, asv_results=None, repo=".",
                 threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA,
-                allow_mixed: bool = False, machine: str | None = None, save: bool = True) -> dict:
+                allow_mixed: bool = False, machine: str | None = None, save: bool = True,
+                count_threshold: float = DEFAULT_COUNT_THRESHOLD) -> dict:
     """Resolve A and B (store runs first, then git refs with asv results), compare, and
     keep the comparison in the store when both are store runs."""
     from ..store import Store, default_db_path
@@ -130,7 +161,7 @@ def run_compare(a: str, b: str, *, db=None, asv_results=None, repo=".",
         sa, sb = load_pair(a, b, store=store, asv_results=asv_dir, repo=repo,
                            prefer_asv=prefer_asv, machine=machine)
         result = compare_sides(sa, sb, threshold=threshold, alpha=alpha,
-                               allow_mixed=allow_mixed)
+                               allow_mixed=allow_mixed, count_threshold=count_threshold)
         if save and store is not None and sa.kind == "store":
             store.add_comparison(sa.ident, sb.ident, result)
         return result

@@ -25,7 +25,7 @@ from pathlib import Path
 from ..errors import UsageError
 from .sides import git_commit_of
 
-__all__ = ["WORKTREE", "interleaved_runs"]
+__all__ = ["WORKTREE", "checkout", "interleaved_runs"]
 
 #: Name for the uncommitted working tree as a side of `interleaved_runs`.
 WORKTREE = "WORKTREE"
@@ -73,7 +73,7 @@ class _Worker:
         self.log.close()
 
 
-def _checkout(ref: str, repo: Path, dest: Path) -> tuple[Path, str, bool]:
+def checkout(ref: str, repo: Path, dest: Path) -> tuple[Path, str, bool]:
     """(source tree, commit, dirty) for a git ref (exported with `git archive`) or for
     WORKTREE (the repository's working tree as it is)."""
     import tarfile
@@ -131,7 +131,7 @@ def interleaved_runs(ref_a: str, ref_b: str, sweep, *, store, repo=".", rounds: 
     python = python or sys.executable
     with tempfile.TemporaryDirectory(prefix="parabench-ab-") as tmp:
         tmp = Path(tmp)
-        trees = [_checkout(r, Path(repo), tmp / f"src{i}") for i, r in enumerate((ref_a, ref_b))]
+        trees = [checkout(r, Path(repo), tmp / f"src{i}") for i, r in enumerate((ref_a, ref_b))]
         for ref, (tree, commit, _) in zip((ref_a, ref_b), trees, strict=True):
             _check_worker(tree, ref, commit)
         labels = [f"{r} ({c[:10]}{'+dirty' if d else ''})"
@@ -185,6 +185,8 @@ def _measure_pair(point, sweep, workers, store, run_ids, rounds, turn_ms) -> Non
     if ok:
         slowest = max(b["per_call_ms"] for b in built)
         n = max(1, int(turn_ms / max(slowest, 1e-3)))
+        for rec in recs:  # a turn is compare's unit: its calls share a moment of the machine
+            rec.extra["turn_size"] = n
         for r in range(rounds):
             order = (0, 1) if r % 2 == 0 else (1, 0)  # neither side always goes first
             for i in order:

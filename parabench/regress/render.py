@@ -63,9 +63,19 @@ def _fmt_value(v, unit: str) -> str:
         if ms >= 1:
             return f"{ms:.3f} ms"
         return f"{ms * 1e3:.1f} us"
+    if unit == "instructions":  # exact: the rule acts on fractions of a percent
+        return f"{v:,.0f} {unit}"
     if abs(v) >= 1e6:
         return f"{v:.4g} {unit}"
     return f"{v:g} {unit}"
+
+
+def _count_rule(result: dict) -> str | None:
+    """The exact-count rule, when the comparison holds instruction counts."""
+    if not any(r.get("unit") == "instructions" for r in result["rows"]):
+        return None
+    t = result.get("count_threshold", 0.01)
+    return f"instruction counts: ratio beyond {1 + t:.3f}x / {1 / (1 + t):.3f}x (no test)"
 
 
 def _fmt_ratio(r) -> str:
@@ -110,13 +120,14 @@ def _header(result: dict) -> list[str]:
            if result.get("measurement") == "separate runs" else ""),
         f"rule     : slower/faster = Mann-Whitney p < {result['alpha']:g}, 95% CI of the "
         f"median ratio clear of 1, and ratio beyond {1 + t:.3f}x / {1 / (1 + t):.3f}x",
-    ]
+    ] + ([f"           {_count_rule(result)}"] if _count_rule(result) else [])
 
 
 def _quiet(row: dict) -> bool:
-    """Rows the text report leaves out: skipped points, unchanged tracked values."""
+    """Rows the text report leaves out: skipped points, unchanged tracked values (an
+    unchanged instruction count stays: its ratio shows how close to the rule it came)."""
     return row["verdict"] == "skipped" or (
-        row["verdict"] == "unchanged" and row["unit"] not in ("ms", "seconds"))
+        row["verdict"] == "unchanged" and row["unit"] not in ("ms", "seconds", "instructions"))
 
 
 def _table_text(table_rows: list[tuple], color: bool) -> list[str]:
@@ -206,7 +217,8 @@ def render_markdown(result: dict) -> str:
               f"- measured: {result.get('measurement', '?')}",
               f"- {_summary(result)}",
               f"- rule: Mann-Whitney p < {result['alpha']:g}, 95% bootstrap CI of the median "
-              f"ratio clear of 1, and at least {result['threshold']:.0%} change", ""]
+              f"ratio clear of 1, and at least {result['threshold']:.0%} change"
+              + (f"; {_count_rule(result)}" if _count_rule(result) else ""), ""]
     rows = _sorted_rows(result)
     notable = [r for r in rows if r["verdict"] in ("failed", "slower", "faster", "fixed")]
     if notable:

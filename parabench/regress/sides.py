@@ -39,7 +39,7 @@ class Bench:
     """One comparable point of one side."""
 
     key: str
-    unit: str  # "ms" or "seconds" for latencies; anything else is a tracked value
+    unit: str  # "ms"/"seconds": latencies; "instructions": counts; else a tracked value
     samples: list = field(default_factory=list)
     value: float | None = None  # median (latency) or the tracked value
     ci: tuple[float, float] | None = None
@@ -49,6 +49,8 @@ class Bench:
     depth: int | None = None
     batch: int | None = None
     mode: str | None = None
+    #: samples per interleaved turn (compare's unit), None when unknown
+    turn_size: int | None = None
 
     @property
     def is_latency(self) -> bool:
@@ -92,10 +94,11 @@ def load_store_side(store, run_id: str) -> Side:
     for r in df.itertuples(index=False):
         samples = list(r.samples_ms or [])
         side.benches[r.key] = Bench(
-            key=r.key, unit="ms", samples=samples,
+            key=r.key, unit=getattr(r, "unit", None) or "ms", samples=samples,
             value=float(r.median_ms) if r.median_ms is not None and samples else None,
             status=r.status, reason=r.reason, family=r.family, depth=int(r.depth),
             batch=int(r.batch), mode=r.mode,
+            turn_size=(r.extra or {}).get("turn_size") if side.interleaved else None,
         )
     return side
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .style import DPI, colors_for, depth_axis, levels, log_y, mpl_modules, rc, tx
+from .style import DPI, colors_for, depth_axis, levels, log_y, mpl_modules, rc, tx, wrapped
 
 __all__ = ["Metric", "grid"]
 
@@ -170,10 +170,10 @@ def _legends(fig, plt, colors, styles, hue, style, w, h, top) -> None:
 
     x0 = 1 - (RIGHT - 0.15) / w
     hs = [Line2D([], [], color=c, marker="o", ms=4, lw=1.5) for c in colors.values()]
-    fig.legend(hs, [tx(k, 20) for k in colors], loc="upper left",
+    fig.legend(hs, [wrapped(k, 20) for k in colors], loc="upper left",
                bbox_to_anchor=(x0, 1 - top / h), frameon=False, title=tx(hue), fontsize=8)
     if styles:
         ss = [Line2D([], [], color="0.3", ls=v, lw=1.5) for v in styles.values()]
-        fig.legend(ss, [tx(k, 20) for k in styles], loc="lower left",
+        fig.legend(ss, [wrapped(k, 20) for k in styles], loc="lower left",
                    bbox_to_anchor=(x0, BOTTOM / h), frameon=False, title=tx(style),
                    fontsize=8)

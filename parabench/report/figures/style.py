@@ -40,6 +40,29 @@ def tx(value, n: int | None = None) -> str:
     return text.replace("$", r"\$")
 
 
+def wrapped(value, width: int = 24) -> str:
+    """Legend text that never loses a character: long labels wrap onto more lines
+    (truncating made "...batch=1" and "...batch=8" print alike)."""
+    import textwrap
+
+    text = "\n".join(textwrap.wrap(str(value), width, break_on_hyphens=False)) or str(value)
+    return tx(text)
+
+
+def distinct_labels(labels) -> dict:
+    """label -> the part that tells it apart: for "k=v, k=v" parameter strings, only the
+    keys whose values differ among `labels` (all of them when none differ)."""
+    labels = list(dict.fromkeys(str(x) for x in labels))
+    parts = {x: [p.strip() for p in x.split(",")] for x in labels}
+    if len(labels) < 2 or len({len(v) for v in parts.values()}) != 1:
+        return {x: x for x in labels}
+    varying = [i for i in range(len(parts[labels[0]]))
+               if len({v[i] for v in parts.values()}) > 1]
+    if not varying:
+        return {x: x for x in labels}
+    return {x: ", ".join(parts[x][i] for i in varying) for x in labels}
+
+
 def colors_for(values, sns) -> dict:
     """Stable colours: a family keeps its colour in every figure of the report."""
     values = list(dict.fromkeys(values))

@@ -51,6 +51,10 @@ def history_section(ctx: Context) -> Section:
         for p in problems:
             s.missing.append(Missing(p, HOW["asv"]))
         return s
+    order, off = hist.attrs.get("order"), hist.attrs.get("off_line", 0)
+    if off:
+        s.bullets.append(f"{off} commit(s) with asv results are not on the {order} and are "
+                         "left out (a side branch, `asv continuous` on a pull request).")
     hist = _with_series(hist)
     try:
         changes = _with_series(detect_change_points(hist))
@@ -59,19 +63,22 @@ def history_section(ctx: Context) -> Section:
         s.bullets.append(f"Change-point detection failed: {type(e).__name__}: {e}")
     s.paragraphs.append(
         f"{hist['benchmark'].nunique()} benchmark(s) over {hist['commit'].nunique()} "
-        f"commit(s) from {source}; {len(changes)} change point(s), i.e. steps that "
-        "persist rather than noise between neighbours.")
+        f"commit(s) from {source}, in {order or 'the order they ran'}; {len(changes)} "
+        "step(s) found by asv's own step detection (asv.step_detect).")
     fig = ctx.figure(history_figure(hist, changes, ctx.figdir / "history.png"),
-                     "Values per commit, oldest to newest; red rings mark change points "
-                     "(the benchmarks with the most change points are shown).")
+                     "Values per commit, oldest to newest in git order; red rings mark the "
+                     "first commit of a new level, the shaded band the commit range of the "
+                     "step (the benchmarks with the most steps are shown).")
     if fig:
         s.figures.append(fig)
     if not changes.empty:
         s.tables.append(table_from_frame(
             changes.sort_values("date"), "Change points",
-            {"benchmark": "benchmark", "series": "parameters", "commit": "commit",
+            {"benchmark": "benchmark", "series": "parameters",
+             "previous_commit": "last at old level", "commit": "first at new level",
              "date": "date", "before": "before", "after": "after", "ratio": "after / before"},
-            {"commit": lambda c: str(c)[:10], "date": lambda t: str(t)[:19],
+            {"commit": lambda c: str(c)[:10], "previous_commit": lambda c: str(c)[:10],
+             "date": lambda t: str(t)[:19],
              "ratio": lambda v: "–" if pd.isna(v) else f"{v:.2f}×"}))
     return s
 
