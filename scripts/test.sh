@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# The test suite on a fresh machine: install, fetch Chromium for the browser test
-# (Debian package; needs root or sudo), run pytest. Extra arguments go to pytest.
+# The test suite on a fresh machine: install, fetch Chromium and valgrind (Debian
+# packages; needs root or sudo), run pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages the tests use for real: chromium (the report in a browser) and
+# valgrind (instruction counts under Callgrind; CI's count gate needs it too)
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    echo "== installing Debian's chromium for the report's browser test"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "!! could not install chromium: the browser test will be skipped"
+    echo "== installing Debian's ${missing[*]} for the browser test and instruction counts"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
+      || echo "!! could not install ${missing[*]}: the tests that need them will be skipped"
   else
-    echo "!! chromium missing and not root: run 'sudo apt-get install chromium' for the browser test"
+    echo "!! ${missing[*]} missing and not root: run 'sudo apt-get install ${missing[*]}'"
   fi
 fi
 .venv/bin/python -m pytest "$@"
