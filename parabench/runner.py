@@ -102,8 +102,7 @@ def measure_point(point: Point, sweep: Sweep, *, passes=(), run_id="", store=Non
     except Exception as e:  # one bad point must not end the sweep
         rec.status = "oom" if is_oom(e) else "error"
         rec.reason = one_line(e)
-        if rec.status == "oom":
-            rec.samples_ms = []
+        rec.samples_ms = []  # e.g. a compile point that ran eagerly: its timings are not its own
     if rec.status != "ok":
         free_memory(sweep.device)  # now that the traceback and its tensors are gone
     return rec

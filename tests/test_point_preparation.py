@@ -72,6 +72,7 @@ def test_compile_point_that_compiled_nothing_is_an_error_row(tmp_path, fast_comp
     assert df.loc["eager", "status"] == "ok"
     assert df.loc["compile", "status"] == "error"
     assert "compiled no graph" in df.loc["compile", "reason"]
+    assert list(df.loc["compile", "samples_ms"]) == []  # eager timings never stored as compile
 
 
 def test_paper_preset_builds_each_family_and_depth_once(monkeypatch):
