@@ -14,6 +14,8 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
+from ..measure.memory import proc_kb
+
 __all__ = ["DEFAULT_FRACTION", "apply_limit", "available_bytes", "default_budget",
            "oom_kills"]
 
@@ -21,18 +23,8 @@ __all__ = ["DEFAULT_FRACTION", "apply_limit", "available_bytes", "default_budget
 DEFAULT_FRACTION = 0.5
 
 
-def _meminfo_kb(field: str, path: str = "/proc/meminfo") -> int | None:
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def available_bytes() -> int | None:
-    kb = _meminfo_kb("MemAvailable")
+    kb = proc_kb("MemAvailable", "/proc/meminfo")
     return None if kb is None else kb * 1024
 
 
@@ -45,7 +37,7 @@ def default_budget(workers: int) -> int | None:
 def apply_limit(budget: int) -> int:
     """Limit this process's address space to its present size plus `budget` bytes;
     returns the limit set."""
-    now_kb = _meminfo_kb("VmSize", "/proc/self/status") or 0
+    now_kb = proc_kb("VmSize") or 0
     limit = now_kb * 1024 + int(budget)
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:

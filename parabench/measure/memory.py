@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["PeakMemory"]
+__all__ = ["PeakMemory", "proc_kb"]
 
 
-def _read_status_kb(field: str) -> int | None:
+def proc_kb(field: str, path: str = "/proc/self/status") -> int | None:
+    """A "Field:   123 kB" value of a /proc file (status, meminfo), or None if absent."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(path).read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     except (OSError, ValueError, IndexError):
@@ -61,7 +62,7 @@ class PeakMemory:
             torch.cuda.synchronize()
             out["peak_mem_allocated"] = int(torch.cuda.max_memory_allocated())
             out["peak_mem_reserved"] = int(torch.cuda.max_memory_reserved())
-        hwm = _read_status_kb("VmHWM")
+        hwm = proc_kb("VmHWM")
         if hwm is None:
             import resource
 
