@@ -75,17 +75,11 @@ def _cpu_template(family: str, depth: int, width: str, img_size: int):
 
 
 def _build(point, sweep, dtype):
-    import torch
-
+    shape = (point.family, point.depth, sweep.width, sweep.img_size)
     if not is_cuda(sweep.device):
         _cpu_template.cache_clear()  # a kept copy would count in this point's peak RSS
-        from ..catalog import build
-
-        torch.manual_seed(0)
-        return build(point.family, point.depth, width=sweep.width, img_size=sweep.img_size,
-                     device=sweep.device, dtype=dtype)
-    template = _cpu_template(point.family, point.depth, sweep.width, sweep.img_size)
-    return copy.deepcopy(template).to(device=sweep.device, dtype=dtype)
+        return _cpu_template.__wrapped__(*shape).to(dtype=dtype)  # built afresh, not kept
+    return copy.deepcopy(_cpu_template(*shape)).to(device=sweep.device, dtype=dtype)
 
 
 def _cuda_settings(point, model, x):
