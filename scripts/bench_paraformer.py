@@ -364,10 +364,13 @@ def table(rows: list[dict]) -> str:
 
 
 def traffic_table(ks, batches, widths, args) -> str:
-    """Analytic kernels and MiB per fused level, before and after (paraformer.level_traffic)."""
+    """Analytic kernels and MiB per fused level: before the fused plan, after it (CPU),
+    and on CUDA, where fc1's bias and GELU are one pass (paraformer.level_traffic)."""
     e = 2 if (args.dtype or "float32") != "float32" else 4
-    out = ["| width | batch | K | level | kernels before | after | MiB before | after | after/before |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    names = ("before", "after", "cuda")
+    out = ["| width | batch | K | level | kernels " + " / ".join(names) + " | MiB "
+           + " / ".join(names) + " | after/before | cuda/before |",
+           "|---|---|---|---|---|---|---|---|"]
     for width in widths:
         w = WIDTHS[width]
         tokens = (args.img_size // w.patch) ** 2 + 1
@@ -377,11 +380,12 @@ def traffic_table(ks, batches, widths, args) -> str:
                     plans = [paraformer.level_traffic(p, k, b, tokens, w.dim, w.heads, w.head_dim,
                                                       w.mlp_dim, shared=shared,
                                                       bytes_per_element=e)
-                             for p in ("before", "after")]
+                             for p in names]
                     mib = [sum(r + wr for _, r, wr in p) / 2**20 for p in plans]
                     out.append(f"| {width} | {b} | {k} | {'first (shared)' if shared else 'deeper'}"
-                               f" | {len(plans[0])} | {len(plans[1])} | {mib[0]:.1f} | "
-                               f"{mib[1]:.1f} | {mib[1] / mib[0]:.3f} |")
+                               f" | {' / '.join(str(len(p)) for p in plans)}"
+                               f" | {' / '.join(f'{m:.1f}' for m in mib)}"
+                               f" | {mib[1] / mib[0]:.3f} | {mib[2] / mib[0]:.3f} |")
     return "\n".join(out)
 
 

@@ -85,4 +85,7 @@ def test_bad_arguments_exit_with_one_line(bench, capsys, args, message):
 def test_traffic_table_shows_fewer_bytes_after(bench, capsys):
     assert bench.main(["--traffic", "--ks", "12", "--batches", "8"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "first (shared)" in ln)
-    assert float(line.strip("| ").split("|")[-1]) < 1.0
+    after, cuda = (float(c) for c in line.strip("| ").split("|")[-2:])
+    assert cuda < after < 1.0  # CUDA's one-pass bias + GELU moves fewer bytes still
+    kernels = line.split("|")[5].split("/")
+    assert int(kernels[2]) == int(kernels[1]) - 1  # bias copy + GEMM + GELU -> GEMM + one pass

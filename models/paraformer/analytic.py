@@ -212,9 +212,11 @@ def level_traffic(
     ``plan``: ``"before"`` (the fused execution up to this version: norm, then a
     broadcast ``addcmul`` of the affine over ``[K, B, N, D]``, per-branch qkv over K
     copies of a shared input, bias copied into the residual in its own pass) or
-    ``"after"`` (:mod:`paraformer.fused`: affine folded into cached weights, q and k|v
-    GEMMs over all K at once for a shared input, accumulators built in the pass that
-    applies the affine).
+    ``"after"`` (:mod:`paraformer.fused` on CPU: affine folded into cached weights, q and
+    k|v GEMMs over all K at once for a shared input, accumulators built in the pass
+    that applies the affine) or ``"cuda"`` (the same on CUDA, where fc1 is a plain
+    ``bmm`` followed by one pass that adds the bias and applies GELU,
+    :mod:`paraformer.epilogue`).
     ``shared``: the first level, whose input every branch shares.
 
     Returns ``(kernel, bytes read, bytes written)``, authors' residual, no dropout. A
@@ -223,8 +225,8 @@ def level_traffic(
     reads q, k, v once and writes its output once (a flash kernel's ideal); weights are
     read once per GEMM. An estimate from shapes, not a measurement.
     """
-    if plan not in ("before", "after"):
-        raise ValueError(f"plan must be 'before' or 'after', got {plan!r}")
+    if plan not in ("before", "after", "cuda"):
+        raise ValueError(f"plan must be 'before', 'after' or 'cuda', got {plan!r}")
     K, e = num_branches, bytes_per_element
     R, D, M, inner = batch * num_tokens, dim, mlp_dim, num_heads * head_dim
     x_in = R * D if shared else K * R * D  # elements of the level's input
@@ -254,9 +256,13 @@ def level_traffic(
     k("layer_norm 2 (no affine)", act, act)
     if plan == "before":
         k("addcmul: LN2 affine", act, act)
-    k("fc1 bias copy", 0, hid)
-    k("fc1 GEMM" + (" (affine folded)" if plan == "after" else ""), act + K * D * M + hid, hid)
-    k("GELU" + (" in place" if plan == "after" else ""), hid, hid)
+    if plan == "cuda":
+        k("fc1 GEMM (affine folded, no bias)", act + K * D * M, hid)
+        k("bias + GELU, one pass in place", hid + K * M, hid)
+    else:
+        k("fc1 bias copy", 0, hid)
+        k("fc1 GEMM" + (" (affine folded)" if plan == "after" else ""), act + K * D * M + hid, hid)
+        k("GELU" + (" in place" if plan == "after" else ""), hid, hid)
     if plan == "before":
         k("residual + fc2 bias", act, act)
     else:

@@ -1,0 +1,84 @@
+"""fc1's bias and exact GELU in one pass over the GEMM's output (CUDA, Triton).
+
+Why: the eager way to get ``gelu(x @ W + b)`` for K branches at once is
+``baddbmm(b, x, W)`` then an in-place GELU. On CUDA, ``baddbmm`` with a broadcast bias
+first copies the bias into the whole ``[K, rows, M]`` output, the GEMM reads it back
+(beta = 1) and writes it, and GELU reads and writes it again: five passes over the
+largest activation of the block. ``bmm`` plus this kernel is three: the GEMM writes
+once, and one kernel reads each element, adds its bias, applies GELU and writes it
+back. That is what timm's ``Linear`` + ``GELU`` costs (cuBLASLt adds the bias in its
+epilogue, GELU is a second pass).
+
+Why not the GEMM epilogue itself (``torch._addmm_activation``, cuBLASLt's
+``GELU_BIAS``, one pass): it computes the tanh approximation of GELU, so Para-Former
+would no longer compute the same function as the loop execution and the authors'
+model, and it is a 2-D ``addmm``, so K branches would need K GEMM launches per level
+instead of one batched GEMM. The kernel here keeps the exact (erf) GELU that
+``nn.GELU()`` computes and one launch per level.
+
+The kernel computes in float32 and rounds once to the tensor's dtype, as PyTorch's
+own GELU kernel does for half and bfloat16 inputs. It runs only for inference on CUDA
+(autograd needs the pre-activation, which an in-place pass destroys); elsewhere the
+fused execution keeps ``baddbmm`` and GELU (on CPU the GEMM dominates, and a bias copy
+costs about what a separate bias pass would).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+try:  # Triton ships with the CUDA builds of torch; CPU-only installs may lack it
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - exercised only where triton is absent
+    triton = None
+
+__all__ = ["bias_gelu_", "one_pass_available"]
+
+#: Elements per program: a multiple of the warp width that keeps loads 16-byte wide.
+_BLOCK = 1024
+
+if triton is not None:
+
+    @triton.jit
+    def _bias_gelu_kernel(h_ptr, b_ptr, total, row_len, branch_len, BLOCK: tl.constexpr):
+        # int64 offsets: K * rows * M passes 2**31 at large batches.
+        start = tl.program_id(0).to(tl.int64) * BLOCK
+        offs = start + tl.arange(0, BLOCK)
+        mask = offs < total
+        col = offs % row_len
+        branch = offs // branch_len
+        x = tl.load(h_ptr + offs, mask=mask).to(tl.float32)
+        x += tl.load(b_ptr + branch * row_len + col, mask=mask).to(tl.float32)
+        y = 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
+        tl.store(h_ptr + offs, y.to(h_ptr.dtype.element_ty), mask=mask)
+
+
+def one_pass_available(x: Tensor, *params: Tensor) -> bool:
+    """Whether fc1 of input ``x`` and weights ``params`` can use the one-pass kernel:
+    CUDA, Triton present, and nothing for autograd to record (the in-place pass
+    overwrites the pre-activation that GELU's backward needs)."""
+    recording = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params))
+    return triton is not None and x.is_cuda and not recording
+
+
+def bias_gelu_(h: Tensor, bias: Tensor) -> Tensor:
+    """``h = gelu(h + bias)`` in place, exact GELU, in one Triton kernel.
+
+    ``h``: contiguous ``[K, rows, M]`` with nothing for autograd to record; ``bias``:
+    ``[K, M]``. Callers check :func:`one_pass_available` first. Any device Triton runs
+    on (with ``TRITON_INTERPRET=1``, CPU tensors through its interpreter: the tests).
+    """
+    if triton is None:
+        raise RuntimeError("bias_gelu_ needs Triton, which is not installed")
+    K, _, M = h.shape
+    if tuple(bias.shape) != (K, M) or not h.is_contiguous():
+        raise ValueError(f"bias_gelu_: needs a contiguous h [K, rows, M] and bias [K, M]; "
+                         f"got h {list(h.shape)} (contiguous: {h.is_contiguous()}), "
+                         f"bias {list(bias.shape)}")
+    bias = bias.contiguous()
+    total = h.numel()
+    grid = (triton.cdiv(total, _BLOCK),)
+    _bias_gelu_kernel[grid](h, bias, total, M, h.shape[1] * M, BLOCK=_BLOCK)
+    return h
