@@ -57,10 +57,13 @@ if triton is not None:
 
 def one_pass_available(x: Tensor, *params: Tensor) -> bool:
     """Whether fc1 of input ``x`` and weights ``params`` can use the one-pass kernel:
-    CUDA, Triton present, and nothing for autograd to record (the in-place pass
-    overwrites the pre-activation that GELU's backward needs)."""
+    CUDA, Triton present, not inside torch.compile, and nothing for autograd to record
+    (the in-place pass overwrites the pre-activation that GELU's backward needs)."""
     recording = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params))
-    return triton is not None and x.is_cuda and not recording
+    # Under torch.compile, inductor fuses the bias and GELU into the GEMM's consumer
+    # itself; the compiled graph stays free of a hand-written kernel.
+    return (triton is not None and x.is_cuda and not recording
+            and not torch.compiler.is_compiling())
 
 
 def bias_gelu_(h: Tensor, bias: Tensor) -> Tensor:
