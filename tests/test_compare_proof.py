@@ -94,6 +94,7 @@ def ab(repo: Path, db: Path, a: str, b: str, *extra) -> tuple[int, dict]:
     out = db.parent / "cmp.json"
     code = main(["compare", a, b, "--interleave", "--repo", str(repo), "--db", str(db),
                  "--family", "paraformer-fused,vit", "--depth", "2", "--rounds", "12",
+                 "--processes", "3",
                  "--threads", "1", "--no-progress", "--format", "json", "-o", str(out),
                  # only a 2x change counts: noise here stayed within 0.82-1.28x (see the
                  # module docstring), the planted slowdown is 4x

@@ -73,3 +73,29 @@ def test_a_commit_without_the_worker_is_refused(tmp_path):
     with pytest.raises(UsageError, match="predates the interleave worker"):
         interleave._check_worker(tmp_path, "v0.1", "0123456789abcdef")
     interleave._check_worker(ROOT, "WORKTREE", "")  # this checkout has it
+
+
+def test_several_process_pairs_fill_one_record_per_side(tmp_path):
+    """`--processes 2`: two pairs of fresh workers, one after the other; each side's
+    record holds both pairs' turns (same turn size), says how many rounds a pair ran,
+    and compare builds its interval over the pairs."""
+    from parabench.config import Sweep
+    from parabench.regress.compare import run_compare
+    from parabench.store import Store
+
+    sweep = Sweep(families=("vit",), depths=(1,), threads=1)
+    db = tmp_path / "ab.db"
+    with Store(db) as store:
+        a, b = interleave.interleaved_runs("WORKTREE", "WORKTREE", sweep, store=store,
+                                           repo=ROOT, rounds=4, processes=2, turn_ms=5,
+                                           log=lambda m: None)
+        recs = store.records_frame([a, b])
+        run = store.run(a)
+    assert json.loads(run["sweep_json"])["interleaved"]["processes"] == 2
+    for rec in recs.itertuples():
+        turn = rec.extra["turn_size"]
+        assert rec.extra["rounds_per_process"] == 4
+        assert len(rec.samples_ms) == 2 * 4 * turn  # 2 pairs x 4 rounds x one turn each
+    result = run_compare(a, b, db=db, save=False)
+    row = result["rows"][0]
+    assert row["ci_low"] <= row["ratio"] <= row["ci_high"] and row["p_value"] is not None

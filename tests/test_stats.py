@@ -130,3 +130,49 @@ def test_block_medians():
     assert list(stats.block_medians([1, 2, 3, 10, 20, 30], 3)) == [2, 20]
     assert list(stats.block_medians([1, 2, 3, 4], 3)) == [2]  # a 1-sample tail is dropped
     assert stats.block_medians(np.arange(100.0)).size == 10  # default: sqrt(n) per block
+
+
+def _pairs_noop(rng, pairs=5, rounds=30, turn=6, process_sd=0.02):
+    """A no-op measured by `pairs` pairs of processes one after the other: on top of
+    the drift of `_interleaved_noop`, each process runs at a speed of its own for its
+    whole life (its memory layout, its core), the bias one pair cannot show."""
+    a, b = [], []
+    for _ in range(pairs):
+        pa, pb = _interleaved_noop(rng, rounds, turn)
+        a.extend(pa * np.exp(rng.normal(0, process_sd)))
+        b.extend(pb * np.exp(rng.normal(0, process_sd)))
+    return np.array(a), np.array(b)
+
+
+def test_intervals_over_process_pairs_cover_a_no_op_where_rounds_do_not():
+    grouped, rounds_only = 0, 0
+    trials = 150
+    for seed in range(trials):
+        a, b = _pairs_noop(np.random.default_rng(seed))
+        g = stats.compare_samples(a, b, block_a=6, block_b=6, paired=True, group=30)
+        grouped += g.ci_low <= 1.0 <= g.ci_high
+        r = stats.compare_samples(a, b, block_a=6, block_b=6, paired=True, n_boot=300)
+        rounds_only += r.ci_low <= 1.0 <= r.ci_high
+    assert grouped / trials >= 0.90  # about 95% of the no-op intervals contain 1
+    assert rounds_only / trials <= 0.60  # rounds as units: blind to the process bias
+
+
+def test_process_pairs_still_flag_a_real_slowdown():
+    covered = 0
+    for seed in range(20):
+        a, b = _pairs_noop(np.random.default_rng(seed))
+        c = stats.compare_samples(a, b * 1.3, block_a=6, block_b=6, paired=True, group=30)
+        assert c.verdict == "slower", (seed, c)
+        covered += c.ci_low < 1.3 < c.ci_high
+    assert covered >= 17  # the interval holds the true ratio about 95% of the time
+
+
+def test_process_pairs_need_two_whole_groups():
+    rng = np.random.default_rng(3)
+    a, b = _pairs_noop(rng, pairs=1)
+    one = stats.compare_samples(a, b, block_a=6, block_b=6, paired=True, group=30)
+    plain = stats.compare_samples(a, b, block_a=6, block_b=6, paired=True)
+    assert one == plain  # one pair: the interval over rounds, as before
+    same = stats.compare_samples(np.ones(360), np.ones(360), block_a=6, block_b=6,
+                                 paired=True, group=30)
+    assert (same.ratio, same.ci_low, same.ci_high, same.p_value) == (1.0, 1.0, 1.0, 1.0)

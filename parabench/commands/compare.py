@@ -16,8 +16,10 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "compare", help="compare two runs (or two commits' asv results); exit 1 on regression",
-        description="Per benchmark: ratio of medians B/A with a bootstrap 95% CI, a "
-        "Mann-Whitney test, and a verdict (slower, faster, unchanged). A and B are run ids "
+        description="Per benchmark: the ratio B/A with a 95% interval and a test on "
+        "independent units (interleaved: pairs of measuring processes, or rounds; "
+        "otherwise blocks of about sqrt(n) calls), and a verdict (slower, faster, "
+        "unchanged). Instruction counts: the ratio against --count-threshold. A and B are run ids "
         "in the store ('latest', 'latest~1', ...) or git refs with asv results. Exit 1 when "
         "anything got slower or broke, 3 when A and B have no benchmark in common, 0 "
         "otherwise, 2 on bad input.",
@@ -59,7 +61,13 @@ def register(sub) -> None:
     ab.add_argument("--interleave", action="store_true",
                     help="measure A and B alternately now instead of reading stored results")
     ab.add_argument("--rounds", type=positive_int, default=30,
-                    help="turns per side and point (default %(default)s)")
+                    help="turns per side and point, per pair of processes (default "
+                    "%(default)s)")
+    ab.add_argument("--processes", type=positive_int, default=5,
+                    help="pairs of measuring processes, one after the other: each process "
+                    "has a bias of its own, and the interval is built over pairs (at least "
+                    "2 for that; 1 gives an interval over rounds that ignores it; default "
+                    "%(default)s)")
     ab.add_argument("--turn-ms", type=positive_float, default=25.0,
                     help="length of one turn in ms (calls per turn = turn / per-call time; "
                     "default %(default)s)")
@@ -108,7 +116,7 @@ def _interleave(args) -> tuple[str, str]:
     with Store(args.db) as store:
         return interleaved_runs(
             args.baseline, args.contender, sweep, store=store, repo=args.repo,
-            rounds=args.rounds, turn_ms=args.turn_ms,
+            rounds=args.rounds, processes=args.processes, turn_ms=args.turn_ms,
             command="parabench compare " + shlex.join(sys.argv[2:]),
             log=(lambda m: print(m, file=sys.stderr)) if args.progress else (lambda m: None),
         )

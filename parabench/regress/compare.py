@@ -86,8 +86,10 @@ def _row(key: str, a: Bench | None, b: Bench | None, threshold: float, alpha: fl
 
     if len(a.samples) and len(b.samples):
         paired = bool(a.turn_size and b.turn_size)  # interleaved: turns paired by round
+        group = a.rounds_per_process if a.rounds_per_process == b.rounds_per_process else None
         c = stats.compare_samples(a.samples, b.samples, threshold=threshold, alpha=alpha,
-                                  block_a=a.turn_size, block_b=b.turn_size, paired=paired)
+                                  block_a=a.turn_size, block_b=b.turn_size, paired=paired,
+                                  group=group)
         row["baseline"], row["contender"] = c.median_a, c.median_b
     else:
         c = stats.compare_summaries(a.value, a.ci, b.value, b.ci, threshold=threshold)

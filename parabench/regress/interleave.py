@@ -8,8 +8,9 @@ virtualised machine the speed of the CPU itself drifts by tens of percent within
 seconds; runs measured one after the other inherit that drift, interleaved turns share
 it. Measured on the 2-core development VM: two back-to-back runs of the same code
 differed by up to 2.4x (median 28%), interleaved turns by at most 3% on a quiet
-machine. What remains is a bias that lasts a worker process's lifetime and turns that
-share their core with other work (tests/test_compare_proof.py has the figures).
+machine (tests/test_compare_proof.py has the figures). What turns cannot cancel is a
+bias that lasts a worker process's lifetime; several pairs of processes, one after the
+other, measure it, and compare's interval is built over pairs.
 
 A commit that predates `parabench/regress/worker.py` cannot be measured this way (its
 code has no worker to run): that is a UsageError naming the commit.
@@ -120,12 +121,33 @@ def _shared_cpu(sweep) -> int | None:
     return max(os.sched_getaffinity(0))
 
 
+def _greet(workers, labels) -> list[dict]:
+    """Each worker's hello (its environment), or a UsageError naming the side."""
+    hello = [w.ask() for w in workers]
+    for h, lab in zip(hello, labels, strict=True):
+        if "error" in h:
+            raise UsageError(f"cannot measure {lab}: {h['error']}")
+        if h.get("protocol") != _PROTOCOL:
+            raise UsageError(f"cannot measure {lab}: its worker speaks protocol "
+                             f"{h.get('protocol')}, this parabench {_PROTOCOL}")
+    return hello
+
+
 def interleaved_runs(ref_a: str, ref_b: str, sweep, *, store, repo=".", rounds: int = 30,
-                     turn_ms: float = 25.0, python: str | None = None, command: str = "",
-                     log=None) -> tuple[str, str]:
+                     processes: int = 5, turn_ms: float = 25.0, python: str | None = None,
+                     command: str = "", log=None) -> tuple[str, str]:
     """Measure every point of `sweep` on two checkouts in alternating turns; store the
-    two sides as two runs and return their ids (baseline, contender)."""
+    two sides as two runs and return their ids (baseline, contender).
+
+    `processes` pairs of measuring processes run one pair after the other, each for
+    `rounds` rounds of every point. A process carries a bias of its own for its whole
+    life (where its memory landed, which core's cache it warmed: a no-op measured by
+    one pair came out 1.9% fast or 2.4% slow at p < 0.01); only fresh pairs show how
+    large that is, so compare's interval is built over pairs (`stats.compare_samples`).
+    """
     import tempfile
+
+    from ..records import Record
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     python = python or sys.executable
@@ -137,68 +159,75 @@ def interleaved_runs(ref_a: str, ref_b: str, sweep, *, store, repo=".", rounds: 
         labels = [f"{r} ({c[:10]}{'+dirty' if d else ''})"
                   for r, (_, c, d) in zip((ref_a, ref_b), trees, strict=True)]
         cpu = _shared_cpu(sweep)
-        workers = [_Worker(t[0], f"side{i}", python, tmp, cpu) for i, t in enumerate(trees)]
-        try:
-            hello = [w.ask() for w in workers]
-            for h, lab in zip(hello, labels, strict=True):
-                if "error" in h:
-                    raise UsageError(f"cannot measure {lab}: {h['error']}")
-                if h.get("protocol") != _PROTOCOL:
-                    raise UsageError(f"cannot measure {lab}: its worker speaks protocol "
-                                     f"{h.get('protocol')}, this parabench {_PROTOCOL}")
-            run_ids = []
-            for (_, commit, dirty), h, ref, other in zip(trees, hello, (ref_a, ref_b),
-                                                         (ref_b, ref_a), strict=True):
-                env = dict(h["env"])
-                env["git"] = {"commit": commit or None, "dirty": dirty}
-                run_ids.append(store.start_run(
-                    sweep={**sweep.to_dict(), "interleaved": {"rounds": rounds,
-                                                              "turn_ms": turn_ms,
-                                                              "with": other}},
-                    preset=f"interleaved:{sweep.name}", command=command or f"ab {ref}",
-                    env=env))
-            points = sweep.points()
-            for k, point in enumerate(points, 1):
-                _measure_pair(point, sweep, workers, store, run_ids, rounds, turn_ms)
-                log(f"[{k}/{len(points)}] {point.key}")
-            for rid in run_ids:
-                store.finish_run(rid, "finished")
-            return run_ids[0], run_ids[1]
-        finally:
-            for w in workers:
-                w.close()
+        points = sweep.points()
+        recs = {p.key: [Record.for_point(p, sweep), Record.for_point(p, sweep)] for p in points}
+        run_ids: list[str] = []
+        for s in range(processes):
+            workers = [_Worker(t[0], f"side{i}-pair{s}", python, tmp, cpu)
+                       for i, t in enumerate(trees)]
+            try:
+                hello = _greet(workers, labels)
+                if not run_ids:
+                    run_ids = _start_runs(store, sweep, trees, hello, (ref_a, ref_b),
+                                          rounds, processes, turn_ms, command)
+                for k, point in enumerate(points, 1):
+                    _measure_pair(point, sweep, workers, recs[point.key], rounds, turn_ms)
+                    log(f"[pair {s + 1}/{processes}] [{k}/{len(points)}] {point.key}")
+            finally:
+                for w in workers:
+                    w.close()
+        for point in points:
+            for rid, rec in zip(run_ids, recs[point.key], strict=True):
+                if rec.status != "ok":
+                    rec.samples_ms = []
+                store.add_record(rid, rec)
+        for rid in run_ids:
+            store.finish_run(rid, "finished")
+        return run_ids[0], run_ids[1]
 
 
-def _measure_pair(point, sweep, workers, store, run_ids, rounds, turn_ms) -> None:
+def _start_runs(store, sweep, trees, hello, refs, rounds, processes, turn_ms,
+                command) -> list[str]:
+    run_ids = []
+    for (_, commit, dirty), h, ref, other in zip(trees, hello, refs, refs[::-1], strict=True):
+        env = dict(h["env"])
+        env["git"] = {"commit": commit or None, "dirty": dirty}
+        run_ids.append(store.start_run(
+            sweep={**sweep.to_dict(), "interleaved": {"rounds": rounds, "processes": processes,
+                                                      "turn_ms": turn_ms, "with": other}},
+            preset=f"interleaved:{sweep.name}", command=command or f"ab {ref}", env=env))
+    return run_ids
+
+
+def _measure_pair(point, sweep, workers, recs, rounds, turn_ms) -> None:
+    """`rounds` alternating turns of one point on one pair of processes, appended to
+    `recs` (baseline, contender). The calls per turn are fixed by the first pair, so
+    every turn of a record has the same size; a side that fails keeps its failure."""
     from dataclasses import asdict
 
-    from ..records import Record
-
+    if any(rec.status != "ok" for rec in recs):
+        return
     built = [w.ask(cmd="build", point=asdict(point), sweep=sweep.to_dict()) for w in workers]
-    recs = [Record.for_point(point, sweep) for _ in workers]
-    ok = True
     for rec, b in zip(recs, built, strict=True):
         if "skipped" in b:
-            rec.status, rec.reason, ok = "skipped", b["skipped"], False
+            rec.status, rec.reason = "skipped", b["skipped"]
         elif "error" in b:
-            rec.status, rec.reason, ok = ("oom" if b.get("oom") else "error"), b["error"], False
-    if ok:
+            rec.status, rec.reason = ("oom" if b.get("oom") else "error"), b["error"]
+    if any(rec.status != "ok" for rec in recs):
+        return
+    n = recs[0].extra.get("turn_size")
+    if n is None:
         slowest = max(b["per_call_ms"] for b in built)
         n = max(1, int(turn_ms / max(slowest, 1e-3)))
         for rec in recs:  # a turn is compare's unit: its calls share a moment of the machine
             rec.extra["turn_size"] = n
-        for r in range(rounds):
-            order = (0, 1) if r % 2 == 0 else (1, 0)  # neither side always goes first
-            for i in order:
-                got = workers[i].ask(cmd="time", n=n)
-                if "error" in got:  # that side's row fails; the other keeps its samples
-                    recs[i].status = "oom" if got.get("oom") else "error"
-                    recs[i].reason = got["error"]
-                    break
-                recs[i].samples_ms.extend(got["samples"])
-            if any(rec.status != "ok" for rec in recs):
-                break
-    for rid, rec in zip(run_ids, recs, strict=True):
-        if rec.status != "ok":
-            rec.samples_ms = []
-        store.add_record(rid, rec)
+            rec.extra["rounds_per_process"] = rounds
+    for r in range(rounds):
+        order = (0, 1) if r % 2 == 0 else (1, 0)  # neither side always goes first
+        for i in order:
+            got = workers[i].ask(cmd="time", n=n)
+            if "error" in got:  # that side's row fails; the other keeps its samples
+                recs[i].status = "oom" if got.get("oom") else "error"
+                recs[i].reason = got["error"]
+                return
+            recs[i].samples_ms.extend(got["samples"])

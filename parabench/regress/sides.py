@@ -51,6 +51,8 @@ class Bench:
     mode: str | None = None
     #: samples per interleaved turn (compare's unit), None when unknown
     turn_size: int | None = None
+    #: interleaved rounds per pair of measuring processes, None when one pair (or unknown)
+    rounds_per_process: int | None = None
 
     @property
     def is_latency(self) -> bool:
@@ -99,6 +101,8 @@ def load_store_side(store, run_id: str) -> Side:
             status=r.status, reason=r.reason, family=r.family, depth=int(r.depth),
             batch=int(r.batch), mode=r.mode,
             turn_size=(r.extra or {}).get("turn_size") if side.interleaved else None,
+            rounds_per_process=((r.extra or {}).get("rounds_per_process")
+                                if side.interleaved else None),
         )
     return side
 
