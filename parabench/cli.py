@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import signal
 import sys
@@ -47,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"parabench {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`compare ... | head`): nothing more to say, and no
+        # traceback; stdout goes to /dev/null so the interpreter's final flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt as e:
         terminated = isinstance(e, Terminated)
         print(f"parabench {args.command}: {'terminated' if terminated else 'interrupted'}",

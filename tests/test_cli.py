@@ -1,4 +1,5 @@
 """Bad input: one clear line, exit code 2, database untouched. Good input: --help works."""
+import re
 import sqlite3
 
 import pytest
@@ -83,7 +84,8 @@ def test_run_list_export_end_to_end(tmp_path, capsys, cli):
     assert len(pd.read_parquet(pq)) == 2
 
 
-COMMANDS = ("run", "list", "env", "export", "profile", "report", "compare", "history")
+COMMANDS = ("run", "list", "env", "export", "profile", "report", "compare", "history",
+            "count", "check")
 
 
 def test_help_for_every_command(cli):
@@ -92,6 +94,26 @@ def test_help_for_every_command(cli):
     for cmd in COMMANDS:
         r = cli(cmd, "--help")
         assert r.returncode == 0 and "usage: parabench" in r.stdout
+        text = " ".join(r.stdout.split())  # argparse wraps lines
+        # a default is shown only when there is one, once, and never for on/off flags
+        assert "(default: None)" not in text and "(default: False)" not in text, cmd
+        assert "(default: True)" not in text, cmd
+        assert not re.search(r"\(default[^()]*\) \(default:", text), cmd  # said twice
+
+
+def test_a_reader_that_goes_away_gets_no_traceback():
+    """`parabench list families | true`: the pipe closes before parabench writes; exit
+    141 (128 + SIGPIPE) like other Unix tools, and nothing on stderr."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # nobody will ever read
+    with os.fdopen(write, "w") as out:
+        r = subprocess.run([sys.executable, "-m", "parabench", "list", "families"],
+                           stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert r.returncode == 141 and r.stderr == "", r.stderr
 
 
 def test_help_imports_no_heavy_library(cli):

@@ -2,14 +2,27 @@
 `--out` and the sweep flags mean the same thing in every command."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from ..config import DEVICES, WIDTHS
 from ._values import int_list, str_list
 
-__all__ = ["add_db", "add_out", "add_runs", "add_sweep_args", "sweep_flags_given",
-           "sweep_from_args"]
+__all__ = ["DefaultsHelp", "add_db", "add_out", "add_runs", "add_sweep_args",
+           "sweep_flags_given", "sweep_from_args"]
+
+
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, except where there is nothing worth showing (None, an
+    on/off flag) or its help already says what the default is."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        flag = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+        if flag or action.default is None or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def add_db(parser) -> None:

@@ -5,13 +5,12 @@ for what it catches and what it misses). Compare two count runs with `compare`.
 """
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ._options import add_db, add_sweep_args, sweep_flags_given, sweep_from_args
+from ._options import DefaultsHelp, add_db, add_sweep_args, sweep_flags_given, sweep_from_args
 from ._values import positive_int
 
 #: Without sweep flags: two telling points, one per kind of model.
@@ -30,7 +29,7 @@ def register(sub) -> None:
         "counts paraformer-fused and vit at depth 4 of the quick preset. Each point costs "
         "minutes, mostly valgrind's start-up (70 s alone on a quiet machine, 10-30 min "
         "when four jobs share two cores); --jobs points are counted at once.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     add_sweep_args(p, timing=False)
     p.add_argument("--ref", default=None, metavar="REF",

@@ -1,12 +1,11 @@
 """`parabench history`: values across commits (asv results and stored runs), change points."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from ._options import add_db
+from ._options import DefaultsHelp, add_db
 from ._values import fraction, positive_int
 
 
@@ -21,7 +20,7 @@ def register(sub) -> None:
         "the commit range it gives. A step needs to be at least --min-effect large; one "
         "whose new level lasts fewer than --min-segment commits counts only if it does not "
         "return to the old level.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("--asv-results", type=Path, default=None, metavar="DIR",
                    help="asv results directory (default: .asv/results if it exists)")

@@ -2,7 +2,6 @@
 or slow (kernels or ops per forward, GPU busy fraction, CPU dispatch time)."""
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shlex
@@ -10,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..outputs import prepare_output_dir
-from ._options import add_db, add_sweep_args, sweep_from_args
+from ._options import DefaultsHelp, add_db, add_sweep_args, sweep_from_args
 from ._table import print_table
 
 
@@ -22,7 +21,7 @@ def register(sub) -> None:
         "`tensorboard --logdir TRACE_DIR` (torch-tb-profiler) opens; trace.chrome.json "
         "beside each opens in ui.perfetto.dev. The summary (kernels or ops per forward, GPU "
         "busy fraction, CPU dispatch time, top operators) is stored with each point.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     add_sweep_args(p, timing=False)
     p.add_argument("--trace-dir", default="traces", type=Path, help="where traces are written")

@@ -1,7 +1,6 @@
 """`parabench run`: measure a sweep (a preset, a TOML file, flags) into the store."""
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 from ..errors import one_line
 from ..executors.memory_guard import DEFAULT_FRACTION
 from ..outputs import prepare_output_dir, safe_name
-from ._options import add_db, add_sweep_args, sweep_flags_given, sweep_from_args
+from ._options import DefaultsHelp, add_db, add_sweep_args, sweep_flags_given, sweep_from_args
 from ._values import memory_budget, positive_int
 
 
@@ -20,7 +19,7 @@ def register(sub) -> None:
         description="Sweep model families over depth, batch, dtype, execution mode and "
         "workload; each point is committed to the database as soon as it finishes. "
         "Flags override the preset or --config file.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     add_sweep_args(p)
     add_db(p)
