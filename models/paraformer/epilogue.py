@@ -36,23 +36,23 @@ except ImportError:  # pragma: no cover - exercised only where triton is absent
 
 __all__ = ["bias_gelu_", "one_pass_available"]
 
-#: Elements per program: a multiple of the warp width that keeps loads 16-byte wide.
-_BLOCK = 1024
+#: Columns per program: each program adds the bias to, and applies GELU over, one
+#: stretch of one row, so the branch (whose bias it reads) is one scalar division per
+#: program rather than an int64 division per element.
+_BLOCK_COLS = 512
 
 if triton is not None:
 
     @triton.jit
-    def _bias_gelu_kernel(h_ptr, b_ptr, total, row_len, branch_len, BLOCK: tl.constexpr):
-        # int64 offsets: K * rows * M passes 2**31 at large batches.
-        start = tl.program_id(0).to(tl.int64) * BLOCK
-        offs = start + tl.arange(0, BLOCK)
-        mask = offs < total
-        col = offs % row_len
-        branch = offs // branch_len
-        x = tl.load(h_ptr + offs, mask=mask).to(tl.float32)
-        x += tl.load(b_ptr + branch * row_len + col, mask=mask).to(tl.float32)
+    def _bias_gelu_kernel(h_ptr, b_ptr, rows_per_branch, row_len, BLOCK: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)  # K * rows passes 2**31 elements at large batches
+        cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+        mask = cols < row_len
+        branch = row // rows_per_branch
+        x = tl.load(h_ptr + row * row_len + cols, mask=mask).to(tl.float32)
+        x += tl.load(b_ptr + branch * row_len + cols, mask=mask).to(tl.float32)
         y = 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
-        tl.store(h_ptr + offs, y.to(h_ptr.dtype.element_ty), mask=mask)
+        tl.store(h_ptr + row * row_len + cols, y.to(h_ptr.dtype.element_ty), mask=mask)
 
 
 def one_pass_available(x: Tensor, *params: Tensor) -> bool:
@@ -80,8 +80,9 @@ def bias_gelu_(h: Tensor, bias: Tensor) -> Tensor:
         raise ValueError(f"bias_gelu_: needs a contiguous h [K, rows, M] and bias [K, M]; "
                          f"got h {list(h.shape)} (contiguous: {h.is_contiguous()}), "
                          f"bias {list(bias.shape)}")
-    bias = bias.contiguous()
-    total = h.numel()
-    grid = (triton.cdiv(total, _BLOCK),)
-    _bias_gelu_kernel[grid](h, bias, total, M, h.shape[1] * M, BLOCK=_BLOCK)
+    rows = h.shape[1]
+    if K * rows == 0 or M == 0:
+        return h
+    grid = (K * rows, triton.cdiv(M, _BLOCK_COLS))
+    _bias_gelu_kernel[grid](h, bias.contiguous(), rows, M, BLOCK=_BLOCK_COLS)
     return h
