@@ -9,6 +9,8 @@ and reported as median and range. Executions:
 
   loop        Para-Former, branch after branch (the authors' single-device algorithm)
   fused       Para-Former, all branches in one pass (same weights as loop)
+  fused-2pass fused with fc1's bias and GELU as two eager passes instead of the one-pass
+              kernel (CUDA only: on CPU the kernel never runs, so it equals fused)
   least-work  fused, computing only what the CLS head reads (same weights; fewer FLOPs)
   twin        Para-Former's own code with one branch of depth K*branch_depth: serial,
               same modules and kernels (isolates parallelism from framework overhead)
@@ -46,11 +48,13 @@ except ImportError:  # running from a checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
     import paraformer
 
+import paraformer.epilogue  # noqa: E402  (its USE_KERNEL switch is fused-2pass)
+
 from parabench.config import WIDTHS  # noqa: E402  (the project's one table of widths)
 
-EXECS = ("loop", "fused", "least-work", "twin", "vit")
+EXECS = ("loop", "fused", "fused-2pass", "least-work", "twin", "vit")
 #: Ratios reported per row: this execution's latency over the reference's, per round.
-REFERENCES = ("loop", "twin", "vit")
+REFERENCES = ("loop", "fused-2pass", "twin", "vit")
 FIELDS = [
     "device", "dtype", "mode", "width", "embed_dim", "batch", "K", "branch_depth", "layers",
     "critical_path", "exec", "status", "error", "ms", "p10_ms", "p90_ms", "calls", "rounds",
@@ -215,12 +219,15 @@ def measure_group(mode, width, batch, K, execs, args, device, dtype, cuda) -> li
     para, timers, outs = None, {}, {}
     for e in execs:
         try:
-            if e in ("loop", "fused", "least-work"):
+            if e in ("loop", "fused", "fused-2pass", "least-work"):
                 para = para or build("fused", width, K, args, device, dtype)
                 model = para
 
                 def fn(model=model, e=e):
-                    model.set_execution(e)  # the three share weights; switching is free
+                    # the executions share weights; switching is free (a CUDA graph keeps
+                    # the choice it was captured with)
+                    model.set_execution("fused" if e == "fused-2pass" else e)
+                    paraformer.epilogue.USE_KERNEL = e != "fused-2pass"
                     return model(x)
             else:
                 model = build(e, width, K, args, device, dtype)
@@ -239,7 +246,8 @@ def measure_group(mode, width, batch, K, execs, args, device, dtype, cuda) -> li
             timers.pop(e, None)
             if cuda:
                 torch.cuda.empty_cache()
-    for e in ("fused", "least-work"):
+    paraformer.epilogue.USE_KERNEL = True
+    for e in ("fused", "fused-2pass", "least-work"):
         if e in outs and "loop" in outs:
             rows[e]["max_rel_err_vs_loop"] = f"{_rel_err(outs[e], outs['loop']):.2e}"
     live = [e for e in execs if e in timers]
@@ -319,7 +327,7 @@ def run(args) -> list[dict]:
     ks = args.ks or ([1, 4] if args.quick else ([1, 8, 48] if cuda else [1, 4, 12, 24]))
     batches = args.batches or ([1] if args.quick else ([1, 32, 256] if cuda else [1, 8]))
     widths = args.widths or (["authors"] if args.quick else ["paper"])
-    execs = args.execs or list(EXECS)
+    execs = args.execs or [e for e in EXECS if cuda or e != "fused-2pass"]
     modes = (args.modes or ["eager", "graph"]) if cuda else ["eager"]
     dtype = getattr(torch, args.dtype or ("bfloat16" if cuda else "float32"))
     if args.traffic:

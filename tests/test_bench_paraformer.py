@@ -20,6 +20,10 @@ def bench():
     return mod
 
 
+#: What runs by default on this CPU: fused-2pass is CUDA's A/B of the one-pass kernel.
+CPU_EXECS = ("loop", "fused", "least-work", "twin", "vit")
+
+
 def _rows(path):
     with path.open() as f:
         return list(csv.DictReader(f))
@@ -30,7 +34,7 @@ def test_every_execution_is_measured_interleaved_with_ratios(bench, tmp_path):
     assert bench.main(TINY + ["--out", str(out)]) == 0
     rows = _rows(out)
     assert [(r["K"], r["exec"]) for r in rows] == [
-        (k, e) for k in ("1", "2") for e in bench.EXECS]
+        (k, e) for k in ("1", "2") for e in CPU_EXECS]
     for r in rows:
         assert r["status"] == "ok" and float(r["ms"]) > 0 and r["rounds"] == "2", r
     fused = next(r for r in rows if r["exec"] == "fused" and r["K"] == "2")
@@ -59,12 +63,12 @@ def test_a_failing_execution_becomes_an_error_row_and_the_sweep_goes_on(bench, t
     monkeypatch.setattr(bench, "build", build)
     assert bench.main(TINY + ["--out", str(out)]) == 1
     rows = _rows(out)
-    assert len(rows) == 2 * len(bench.EXECS)
+    assert len(rows) == 2 * len(CPU_EXECS)
     bad = [r for r in rows if r["status"] != "ok"]
     assert [(b["exec"], b["K"]) for b in bad] == [("vit", "1")]
     assert bad[0]["error"] == "RuntimeError: planted failure" and bad[0]["ms"] == ""
     # the K=1 rows were on disk before K=2 was built
-    assert max(written) == len(bench.EXECS)
+    assert max(written) == len(CPU_EXECS)
     assert "1 rows failed: vit K1 b2: RuntimeError: planted failure" in capsys.readouterr().out
 
 
@@ -89,3 +93,21 @@ def test_traffic_table_shows_fewer_bytes_after(bench, capsys):
     assert cuda < after < 1.0  # CUDA's one-pass bias + GELU moves fewer bytes still
     kernels = line.split("|")[5].split("/")
     assert int(kernels[2]) == int(kernels[1]) - 1  # bias copy + GEMM + GELU -> GEMM + one pass
+
+
+def test_fused_2pass_switches_the_kernel_off_for_its_calls_only(bench, tmp_path, monkeypatch):
+    """On request (CUDA's A/B of fc1's one-pass kernel) fused-2pass runs fused with the
+    kernel switched off; fused runs with it on, and the switch is on again afterwards."""
+    import paraformer.epilogue as ep
+    import paraformer.fused as fused
+
+    seen = []
+    real = ep.one_pass_available
+    monkeypatch.setattr(fused, "one_pass_available",
+                        lambda *t: seen.append(ep.USE_KERNEL) or real(*t))
+    out = tmp_path / "rows.csv"
+    assert bench.main(TINY + ["--execs", "fused,fused-2pass", "--ks", "2", "--out", str(out)]) == 0
+    rows = {r["exec"]: r for r in _rows(out)}
+    assert rows.keys() == {"fused", "fused-2pass"}
+    assert float(rows["fused"]["ratio_fused-2pass_median"]) > 0
+    assert True in seen and False in seen and ep.USE_KERNEL is True

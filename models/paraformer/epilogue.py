@@ -36,6 +36,10 @@ except ImportError:  # pragma: no cover - exercised only where triton is absent
 
 __all__ = ["bias_gelu_", "one_pass_available"]
 
+#: Off: fused keeps ``baddbmm`` + GELU on CUDA too (the A/B of
+#: ``scripts/bench_paraformer.py --execs fused,fused-2pass``).
+USE_KERNEL = True
+
 #: Columns per program: each program adds the bias to, and applies GELU over, one
 #: stretch of one row, so the branch (whose bias it reads) is one scalar division per
 #: program rather than an int64 division per element.
@@ -62,7 +66,7 @@ def one_pass_available(x: Tensor, *params: Tensor) -> bool:
     recording = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params))
     # Under torch.compile, inductor fuses the bias and GELU into the GEMM's consumer
     # itself; the compiled graph stays free of a hand-written kernel.
-    return (triton is not None and x.is_cuda and not recording
+    return (USE_KERNEL and triton is not None and x.is_cuda and not recording
             and not torch.compiler.is_compiling())
 
 
