@@ -103,17 +103,21 @@ def _interleaved_noop(rng, rounds=30, turn=20):
     return np.array(a), np.array(b)
 
 
-def test_turn_units_give_honest_coverage_where_raw_samples_do_not():
-    units, raw = 0, 0
-    trials = 120
+def _coverage(make_noop, trials: int, **compare) -> float:
+    """Share of no-op comparisons (seeds 0..trials-1) whose interval contains 1."""
+    hits = 0
     for seed in range(trials):
-        a, b = _interleaved_noop(np.random.default_rng(seed))
-        c = stats.compare_samples(a, b, block_a=20, block_b=20, paired=True, n_boot=300)
-        units += c.ci_low <= 1.0 <= c.ci_high
-        r = stats.compare_samples(a, b, block_a=1, block_b=1, n_boot=300)  # calls as units
-        raw += r.ci_low <= 1.0 <= r.ci_high
-    assert units / trials >= 0.90  # about 95% of intervals of a no-op contain 1
-    assert raw / trials <= 0.80  # the old per-call interval: overconfident (~66% here)
+        a, b = make_noop(np.random.default_rng(seed))
+        c = stats.compare_samples(a, b, n_boot=300, **compare)
+        hits += c.ci_low <= 1.0 <= c.ci_high
+    return hits / trials
+
+
+def test_turn_units_give_honest_coverage_where_raw_samples_do_not():
+    turns = _coverage(_interleaved_noop, 120, block_a=20, block_b=20, paired=True)
+    calls = _coverage(_interleaved_noop, 120, block_a=1, block_b=1)  # calls as units
+    assert turns >= 0.90  # about 95% of intervals of a no-op contain 1
+    assert calls <= 0.80  # the old per-call interval: overconfident (~66% here)
 
 
 def test_paired_rounds_cancel_shared_drift():
@@ -145,16 +149,10 @@ def _pairs_noop(rng, pairs=5, rounds=30, turn=6, process_sd=0.02):
 
 
 def test_intervals_over_process_pairs_cover_a_no_op_where_rounds_do_not():
-    grouped, rounds_only = 0, 0
-    trials = 150
-    for seed in range(trials):
-        a, b = _pairs_noop(np.random.default_rng(seed))
-        g = stats.compare_samples(a, b, block_a=6, block_b=6, paired=True, group=30)
-        grouped += g.ci_low <= 1.0 <= g.ci_high
-        r = stats.compare_samples(a, b, block_a=6, block_b=6, paired=True, n_boot=300)
-        rounds_only += r.ci_low <= 1.0 <= r.ci_high
-    assert grouped / trials >= 0.90  # about 95% of the no-op intervals contain 1
-    assert rounds_only / trials <= 0.60  # rounds as units: blind to the process bias
+    pairs = _coverage(_pairs_noop, 150, block_a=6, block_b=6, paired=True, group=30)
+    rounds = _coverage(_pairs_noop, 150, block_a=6, block_b=6, paired=True)
+    assert pairs >= 0.90  # about 95% of the no-op intervals contain 1
+    assert rounds <= 0.60  # rounds as units: blind to the process bias
 
 
 def test_process_pairs_still_flag_a_real_slowdown():
