@@ -4,6 +4,10 @@ asv runs a `time_*` benchmark in rounds (`rounds = 2` by default) and, under `as
 continuous`, alternates the rounds of the two commits, so a drift of machine speed
 hits both. `track_*` results (benchmarks/latency.py) get one round and no alternation;
 on the 2-core development VM that made `asv continuous` flag 3 of 3 no-op commits.
+With these benchmarks (5 repeats per planted commit, same VM) no no-op was flagged, but
+two rounds of a few samples leave about ±25 % of noise: a 30 % slowdown was flagged 2
+times of 5 and an untouched ViT once at 1.68x. So they serve asv's history and site;
+gating uses `parabench compare --interleave` and instruction counts (README).
 
 The timer is right for CUDA because each timed call ends with
 `torch.cuda.synchronize()`: asv's wall clock then spans the forward's GPU work, plus
