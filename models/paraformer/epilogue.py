@@ -34,7 +34,7 @@ try:  # Triton ships with the CUDA builds of torch; CPU-only installs may lack i
 except ImportError:  # pragma: no cover - exercised only where triton is absent
     triton = None
 
-__all__ = ["bias_gelu_", "one_pass_available"]
+__all__ = ["autograd_records", "bias_gelu_", "one_pass_available"]
 
 #: Off: fused keeps ``baddbmm`` + GELU on CUDA too (the A/B of
 #: ``scripts/bench_paraformer.py --execs fused,fused-2pass``).
@@ -59,14 +59,20 @@ if triton is not None:
         tl.store(h_ptr + row * row_len + cols, y.to(h_ptr.dtype.element_ty), mask=mask)
 
 
+def autograd_records(*tensors: Tensor) -> bool:
+    """Whether autograd will record an operation on these tensors (then nothing may
+    overwrite what backward needs, and cached derived weights would not get gradients)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def one_pass_available(x: Tensor, *params: Tensor) -> bool:
     """Whether fc1 of input ``x`` and weights ``params`` can use the one-pass kernel:
     CUDA, Triton present, not inside torch.compile, and nothing for autograd to record
     (the in-place pass overwrites the pre-activation that GELU's backward needs)."""
-    recording = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params))
     # Under torch.compile, inductor fuses the bias and GELU into the GEMM's consumer
     # itself; the compiled graph stays free of a hand-written kernel.
-    return (USE_KERNEL and triton is not None and x.is_cuda and not recording
+    return (USE_KERNEL and triton is not None and x.is_cuda
+            and not autograd_records(x, *params)
             and not torch.compiler.is_compiling())
 
 

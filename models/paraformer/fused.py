@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .epilogue import bias_gelu_, one_pass_available
+from .epilogue import autograd_records, bias_gelu_, one_pass_available
 
 if TYPE_CHECKING:
     from .layers import ParallelBlock, StackedLayerNorm, StackedLinear
@@ -50,10 +50,6 @@ __all__ = ["MAX_ATTENTION_BATCH", "fused_level"]
 
 #: Most sequences handed to one attention call (CUDA's grid y/z limit, 2**16 - 1).
 MAX_ATTENTION_BATCH = 65535
-
-
-def _autograd_on(*tensors: Tensor) -> bool:
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _fold(norm: StackedLayerNorm, lin: StackedLinear) -> tuple[Tensor, Tensor]:
@@ -93,7 +89,7 @@ def _folded(blk: ParallelBlock, shared: bool) -> dict[str, Tensor | None]:
               blk.proj.bias, blk.norm2.weight, blk.norm2.bias, blk.fc1.weight, blk.fc1.bias,
               blk.fc2.bias)
     keep_kv_bias = blk.training and blk.attn_drop_rate > 0.0
-    cacheable = not _autograd_on(*params) and not torch.compiler.is_compiling()
+    cacheable = not autograd_records(*params) and not torch.compiler.is_compiling()
     key = (shared, keep_kv_bias) + tuple((p.data_ptr(), p._version, p.dtype) for p in params)
     if cacheable and blk._fold_cache is not None and blk._fold_cache[0] == key:
         return blk._fold_cache[1]
@@ -228,7 +224,7 @@ def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False) -> Tensor
         h = bias_gelu_(torch.bmm(rows, f["fc1_w"]), f["fc1_b"])
     else:
         h = torch.baddbmm(f["fc1_b"].unsqueeze(1), rows, f["fc1_w"])
-        h = F.gelu(h) if _autograd_on(h) else torch._C._nn.gelu_(h)
+        h = F.gelu(h) if autograd_records(h) else torch._C._nn.gelu_(h)
     if dropping:
         h = F.dropout(h, blk.drop_rate, True)
     bias = f["fc2_base_unbiased"] if dropping else f["fc2_base"]

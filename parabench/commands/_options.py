@@ -19,7 +19,7 @@ class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        flag = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+        flag = action.nargs == 0  # takes no value: store_true / store_false / store_const
         if flag or action.default is None or "default" in text:
             return text
         return super()._get_help_string(action)
