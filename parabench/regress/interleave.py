@@ -172,15 +172,15 @@ def interleaved_runs(ref_a: str, ref_b: str, sweep, *, store, repo=".", rounds: 
                                           rounds, processes, turn_ms, command)
                 for k, point in enumerate(points, 1):
                     _measure_pair(point, sweep, workers, recs[point.key], rounds, turn_ms)
+                    if s == processes - 1:  # the point is complete: commit it now
+                        for rid, rec in zip(run_ids, recs[point.key], strict=True):
+                            if rec.status != "ok":
+                                rec.samples_ms = []
+                            store.add_record(rid, rec)
                     log(f"[pair {s + 1}/{processes}] [{k}/{len(points)}] {point.key}")
             finally:
                 for w in workers:
                     w.close()
-        for point in points:
-            for rid, rec in zip(run_ids, recs[point.key], strict=True):
-                if rec.status != "ok":
-                    rec.samples_ms = []
-                store.add_record(rid, rec)
         for rid in run_ids:
             store.finish_run(rid, "finished")
         return run_ids[0], run_ids[1]
