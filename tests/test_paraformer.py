@@ -112,20 +112,92 @@ def test_loop_and_fused_agree_residual_pool(residual, pool, K, depth):
     assert_executions_agree(m, images(2))
 
 
-def test_cached_folded_weights_follow_parameter_changes():
-    """Inference reuses folded LayerNorm weights; an in-place update must not be missed."""
-    m = build(num_branches=3, branch_depth=2)
+@pytest.mark.parametrize("residual", ["authors", "prenorm"])
+def test_cached_folded_weights_follow_parameter_changes_in_place(residual):
+    """Inference reuses folded LayerNorm weights; an in-place update must not be missed,
+    and the cache keeps its tensors (a CUDA graph captured on them stays valid) without
+    ever writing into a parameter (with prenorm a cached bias is the parameter's value)."""
+    m = build(num_branches=3, branch_depth=2, residual=residual)
     x = images(2)
     with torch.inference_mode():
         before = m(x)
+    cached = {i: {n: t for n, t in blk._fold_cache[2].items() if t is not None}
+              for i, blk in enumerate(m.blocks)}
     with torch.no_grad():
         m.blocks[0].norm1.weight.mul_(1.5)  # what an optimizer step or load_state_dict does
         m.blocks[1].fc1.bias.add_(0.3)
+        m.blocks[1].fc2.bias.add_(0.2)
+    params = {n: p.detach().clone() for n, p in m.named_parameters()}
     with torch.inference_mode():
         after = m(x)
         want = copy.deepcopy(m).set_execution("loop")(x)
     assert rel_err(after, want) < RTOL
     assert rel_err(after, before) > 1e-3
+    for n, p in m.named_parameters():
+        assert torch.equal(p, params[n]), n
+    for i, blk in enumerate(m.blocks):
+        for n, t in cached[i].items():
+            assert blk._fold_cache[2][n] is t, (i, n)
+
+    old_bias = m.blocks[1].fc2.bias  # replaced, not updated: an optimizer may still hold it
+    kept = old_bias.detach().clone()
+    m.blocks[1].fc2.bias = torch.nn.Parameter(old_bias.detach() - 0.4)
+    with torch.inference_mode():
+        assert rel_err(m(x), copy.deepcopy(m).set_execution("loop")(x)) < RTOL
+    assert torch.equal(old_bias, kept)
+
+
+def _compile_capturing(model):
+    """torch.compile with a backend that keeps Dynamo's graphs (and runs them as traced)."""
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    return torch.compile(model, backend=backend, dynamic=False), graphs
+
+
+@pytest.mark.parametrize("execution", ["fused", "least-work"])
+def test_compiled_inference_reads_the_fold_cache(execution):
+    """Inside torch.compile the folded weights come from the cache, brought up to date
+    eagerly before the graph: qkv's and fc1's weights (used only to fold) are not read
+    by the graph, the whole forward is one graph, and an in-place parameter update is
+    followed without a recompile."""
+    m = build(num_branches=3, branch_depth=2, execution=execution)
+    x = images(2)
+    compiled, graphs = _compile_capturing(m)
+    with torch.inference_mode():
+        first = compiled(x)
+        assert rel_err(first, m(x)) < RTOL
+    assert len(graphs) == 1
+    inputs = [n.name for n in graphs[0].graph.nodes if n.op == "placeholder"]
+    assert any("fold_cache" in n for n in inputs)
+    assert not [n for n in inputs if "qkv" in n or ("fc1" in n and "fold_cache" not in n)]
+    with torch.no_grad():
+        m.blocks[0].norm1.weight.mul_(1.5)
+        m.blocks[1].fc1.weight.mul_(0.5)
+    with torch.inference_mode():
+        assert rel_err(compiled(x), copy.deepcopy(m).set_execution("loop")(x)) < RTOL
+    assert len(graphs) == 1
+
+
+def test_compiled_training_folds_in_the_graph():
+    """With autograd the fold stays in the compiled graph, so gradients reach the
+    original parameters as in the loop."""
+    m = build(num_branches=2, branch_depth=2)
+    x = images(2)
+    w = torch.randn(2, m.num_classes, generator=torch.Generator().manual_seed(2))
+    compiled, _ = _compile_capturing(m)
+    loop = copy.deepcopy(m).set_execution("loop")
+    out_c, g_c = run_with_grads(compiled, x, w)
+    out_l, g_l = run_with_grads(loop, x, w)
+    g_c = {name.removeprefix("_orig_mod."): g for name, g in g_c.items()}
+    assert rel_err(out_c, out_l) < RTOL
+    assert g_c.keys() == g_l.keys()
+    for name in g_l:
+        assert rel_err(g_c[name], g_l[name]) < RTOL, name
 
 
 def test_first_level_attends_over_batch_sequences_of_k_times_h_heads(monkeypatch):

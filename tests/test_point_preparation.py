@@ -63,6 +63,9 @@ def test_compile_points_past_the_recompile_limit_still_compile(tmp_path, fast_co
     assert len(df) == 6 and set(df.status) == {"ok"}, df[["key", "status", "reason"]]
     assert (df.extra.map(lambda e: e["compiled_graphs"]) >= 1).all()
     assert set(df.extra.map(lambda e: e["compile_backend"])) == {"eager"}
+    # Para-Former's one break is the eager refresh of its folded weights before the graph
+    breaks = df.groupby("family").extra.agg(lambda e: sorted({x["graph_breaks"] for x in e}))
+    assert breaks.to_dict() == {"vit": [0], "paraformer-fused": [1]}
 
 
 def test_compile_point_that_compiled_nothing_is_an_error_row(tmp_path, fast_compile, monkeypatch):

@@ -145,7 +145,7 @@ class ParallelBlock(nn.Module):
         self.norm2 = StackedLayerNorm(K, dim, **fk)
         self.fc1 = StackedLinear(K, dim, mlp_dim, **fk)
         self.fc2 = StackedLinear(K, mlp_dim, dim, **fk)
-        # (parameter identity, folded weights) kept by the fused execution for inference
+        # (layout, parameter key, folded weights), kept by the fused execution for inference
         self._fold_cache = None
 
     def _drop(self, x: Tensor) -> Tensor:

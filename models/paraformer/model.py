@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .fused import refresh_folds
 from .layers import ParallelBlock
 
 __all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "ParaFormer"]
@@ -287,7 +288,18 @@ class ParaFormer(nn.Module):
 
         With ``cls_only`` the last level computes the CLS rows only: ``[K, B, D]``.
         """
-        x = x0
+        self._prepare_compiled_folds()
+        return self._levels(x0, cls_only)
+
+    def _prepare_compiled_folds(self) -> None:
+        """Inside torch.compile, update the levels' folded weights eagerly first (one
+        graph break before any graph), so the compiled graph reads them instead of
+        recomputing them from the parameters on every call. Every public entry that
+        runs the fused levels calls this first; they run the levels with ``_levels``."""
+        if self.execution != "loop" and torch.compiler.is_compiling():
+            refresh_folds(self.blocks)
+
+    def _levels(self, x: Tensor, cls_only: bool) -> Tensor:
         last = len(self.blocks) - 1
         for i, blk in enumerate(self.blocks):
             x = blk.forward_fused(x, cls_only=cls_only and i == last)
@@ -312,12 +324,13 @@ class ParaFormer(nn.Module):
         The least-work execution computes the CLS token only and returns ``[B, 1, D]``
         (which :meth:`forward_head` pools the same way).
         """
+        self._prepare_compiled_folds()
         x0 = self.embed(x)
         if self.execution == "loop":
             return self._loop_sum(x0)
         if self.execution == "least-work":
-            return self.forward_branches(x0, cls_only=True).sum(0).unsqueeze(1)
-        return self.forward_branches(x0).sum(0)
+            return self._levels(x0, cls_only=True).sum(0).unsqueeze(1)
+        return self._levels(x0, cls_only=False).sum(0)
 
     def forward_head(self, y: Tensor, pre_logits: bool = False) -> Tensor:
         """Branch sum ``[B, N+1, D]`` -> pooled, normalised -> logits."""
@@ -326,12 +339,13 @@ class ParaFormer(nn.Module):
         return y if pre_logits else self.head(y)
 
     def forward(self, x: Tensor) -> Tensor:
+        self._prepare_compiled_folds()
         x0 = self.embed(x)
         if self.execution == "loop":
             return self.forward_head(self._loop_sum(x0))
         if self.execution == "least-work":
-            return self.head(self.norm(self.forward_branches(x0, cls_only=True).sum(0)))
-        z = self.forward_branches(x0)  # [K, B, N+1, D]
+            return self.head(self.norm(self._levels(x0, cls_only=True).sum(0)))
+        z = self._levels(x0, cls_only=False)  # [K, B, N+1, D]
         # One reduction over K, restricted to what the head reads.
         if self.pool == "cls":
             y = z[:, :, 0].sum(0)
