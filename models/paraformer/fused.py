@@ -138,7 +138,8 @@ def refresh_folds(blocks) -> None:
     """Bring every level's fold cache up to date, eagerly: called by the model before
     its levels run inside torch.compile (one graph break, before any graph)."""
     for i, blk in enumerate(blocks):
-        _folded(blk, shared=i == 0)
+        if not autograd_records(*_fold_params(blk)):  # with autograd the graph folds
+            _folded(blk, shared=i == 0)
 
 
 def _compute_folds(blk: ParallelBlock, shared: bool, keep_kv_bias: bool) -> dict[str, Tensor | None]:
