@@ -31,7 +31,8 @@ run_step() {
     env) $PY -m parabench env ;;
     tests) $PY -m pytest -q -m gpu -p no:cacheprovider ;;
     bench) $PY scripts/bench_paraformer.py --device cuda --out "$OUT/bench_paraformer.csv" ;;
-    paper) $PY -m parabench run --preset paper --db "$OUT/paper.db" --no-progress ;;
+    paper) $PY -m parabench run --preset paper --db "$OUT/paper.db" --no-progress \
+             --point-timeout 120 ;;
     report) $PY -m parabench report --db "$OUT/paper.db" --out "$OUT/report" ;;
     profile) $PY scripts/gpu_check_profile.py --out "$OUT/profile" --no-traces ;;
     *) echo "gpu_check: unknown step '$1' (see --list)" >&2; return 2 ;;

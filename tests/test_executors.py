@@ -119,6 +119,25 @@ def test_a_point_that_kills_its_worker_becomes_a_row_and_the_sweep_goes_on(
         assert s.run(s.latest_run_id())["status"] == "finished"
 
 
+def test_a_point_past_its_timeout_is_killed_and_becomes_a_row(tmp_path, cli, monkeypatch):
+    """A point that hangs (in a kernel, say) would hold its worker for ever: past
+    --point-timeout the worker is killed, the point is an error row that says so, and
+    a new worker measures the rest."""
+    monkeypatch.setenv(FAULT_ENV, "sleep:vit/d1/")  # hangs for a minute
+    db = tmp_path / "r.db"
+    res = cli("run", *FIXED, "--point-timeout", "10", db=db)
+    assert res.returncode == 0, res.stderr
+    df = load(db, "latest").set_index("key")
+    bad = df.loc["vit/d1/b1/float32/eager/infer"]
+    assert bad.status == "error" and "timed out" in bad.reason and "10 s" in bad.reason
+    assert bad.machine == machine_id()
+    others = df.drop(index=bad.name)
+    assert len(others) == 3 and set(others.status) == {"ok"}
+    assert res.stderr.count(") ready") == 2
+    with Store(db, create=False, readonly=True) as s:
+        assert s.run(s.latest_run_id())["status"] == "finished"
+
+
 def test_errors_that_break_a_cuda_context_are_told_from_ordinary_ones():
     def rec(status, reason):
         return Record(key="k", family="vit", depth=1, batch=1, dtype="float32", mode="eager",
@@ -169,6 +188,9 @@ def test_executor_flags_that_contradict_are_refused_in_one_line(cli, tmp_path):
     for args, says in [(("--executor", "process", "--ray-address", "auto"), "--ray-address"),
                        (("--executor", "inline", "--workers", "2"), "--workers"),
                        (("--executor", "inline", "--memory-limit", "2G"), "--memory-limit"),
+                       (("--executor", "inline", "--point-timeout", "60"), "--point-timeout"),
+                       (("--executor", "ray", "--point-timeout", "60"), "--point-timeout"),
+                       (("--point-timeout", "0"), "--point-timeout"),
                        (("--memory-limit", "lots"), "--memory-limit"),
                        (("--memory-limit", "8"), "give a unit"),
                        (("--executor", "threads"), "--executor")]:

@@ -10,7 +10,7 @@ from ..errors import one_line
 from ..executors.memory_guard import DEFAULT_FRACTION
 from ..outputs import prepare_output_dir, safe_name
 from ._options import DefaultsHelp, add_db, add_sweep_args, sweep_flags_given, sweep_from_args
-from ._values import memory_budget, positive_int
+from ._values import memory_budget, positive_float, positive_int
 
 
 def register(sub) -> None:
@@ -49,6 +49,10 @@ def add_executor_args(p) -> None:
                    help="address space each process worker may add (e.g. 8G); default "
                    f"{int(DEFAULT_FRACTION * 100)}%% of the memory available at the start, "
                    "shared by the workers; not applied on CUDA")
+    g.add_argument("--point-timeout", type=positive_float, metavar="SECONDS",
+                   help="process executor: a point still measuring after this long (build, "
+                   "warm-up, compile and timing) has its worker killed and becomes an error "
+                   "row, and a new worker goes on with the sweep; default: no limit")
     g.add_argument("--ray-address", metavar="ADDR",
                    help="a running Ray cluster (host:port, or 'auto'); implies --executor ray; "
                    "without it, --executor ray starts a local cluster for the run")
@@ -79,7 +83,7 @@ def main(args) -> int:
                     trace_dir=str(Path(args.trace_dir).resolve()), db=str(store.path.resolve()))
     executor = make_executor(name, passes=spec, workers=args.workers,
                              memory_limit=args.memory_limit, ray_address=args.ray_address,
-                             log=log)
+                             point_timeout=args.point_timeout, log=log)
     command = "python -m parabench " + shlex.join(sys.argv[1:])
     run_id = run_sweep(sweep, store, command=command, resume=args.resume, executor=executor,
                        progress=args.progress, log=log)
@@ -97,6 +101,11 @@ def _executor_name(args) -> str:
     if args.memory_limit and args.executor in ("inline", "ray"):
         raise UsageError(f"--memory-limit guards process workers; --executor {args.executor} "
                          "does not apply it")
+    if args.point_timeout and (args.executor == "inline" or args.ray_address
+                               or args.executor == "ray"):
+        where = "inline" if args.executor == "inline" else "ray"
+        raise UsageError(f"--point-timeout stops process workers; --executor {where} "
+                         "cannot stop a point that hangs")
     if args.workers and args.executor == "inline":
         raise UsageError("--workers is for --executor process or ray; inline has one")
     if args.ray_address:

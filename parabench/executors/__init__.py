@@ -4,7 +4,8 @@ finish, each stamped with the environment of the worker that measured it.
 
 - `inline`: in the `parabench run` process itself (no start-up cost, no isolation).
 - `process`: long-lived worker processes, one per GPU (or per requested slot), each
-  under a memory guard; a worker that dies turns its point into a row and is replaced.
+  under a memory guard; a worker that dies, or outlives `--point-timeout` on a point,
+  turns its point into a row and is replaced.
 - `ray`: each point a Ray task with the resources it needs, on a local or remote cluster.
 
 Only the chosen executor's module is imported (Ray only when asked for).
@@ -28,7 +29,7 @@ def default_executor(device: str) -> str:
 
 def make_executor(name: str, *, passes: PassSpec | None = None, workers: int | None = None,
                   memory_limit: int | None = None, ray_address: str | None = None,
-                  log=print):
+                  point_timeout: float | None = None, log=print):
     """The executor `name` (one of EXECUTORS), not yet started (use it as a context)."""
     passes = passes or PassSpec()
     if name == "inline":
@@ -38,7 +39,8 @@ def make_executor(name: str, *, passes: PassSpec | None = None, workers: int | N
     if name == "process":
         from .process import ProcessExecutor
 
-        return ProcessExecutor(passes, workers=workers, memory_limit=memory_limit, log=log)
+        return ProcessExecutor(passes, workers=workers, memory_limit=memory_limit,
+                               point_timeout=point_timeout, log=log)
     if name == "ray":
         from .ray import RayExecutor
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections import deque
 from contextlib import contextmanager
 
@@ -103,6 +104,7 @@ class _Worker:
         self.info: dict = {}
         self.point = None
         self.oom_kills_at_start = None
+        self.deadline: float | None = None  # time.monotonic() by which the point must end
 
     def wait_ready(self) -> None:
         if not self.conn.poll(START_TIMEOUT_S):
@@ -146,10 +148,11 @@ class ProcessExecutor:
     name = "process"
 
     def __init__(self, passes, *, workers: int | None = None, memory_limit: int | None = None,
-                 log=print):
+                 point_timeout: float | None = None, log=print):
         self._spec = passes
         self._workers_wanted = workers
         self._memory_limit = memory_limit
+        self._point_timeout = point_timeout
         self._log = log
         self._workers: list[_Worker] = []
 
@@ -234,20 +237,22 @@ class ProcessExecutor:
                 else:
                     raise UsageError("worker processes die before they can be given a point")
                 w.point, w.oom_kills_at_start = point, oom_kills()
+                if self._point_timeout:
+                    w.deadline = time.monotonic() + self._point_timeout
                 started(point)
             busy = [w for w in self._workers if w is not None and w.point is not None]
-            wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=5.0)
+            wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
+                 timeout=_until_first_deadline(busy))
             for w in busy:
-                rec = self._collect(w, sweep)
+                rec = self._collect(w, sweep) or self._expire(w, sweep)
                 if rec is not None:
                     failed_starts = 0
-                    w.point = None
+                    w.point = w.deadline = None
                     idle.append(w.slot)
                     yield rec
 
     def _collect(self, w: _Worker, sweep):
         """The record `w` finished, one made from its death, or None while it works."""
-        from ..records import Record
         from .memory_guard import oom_kills
 
         try:
@@ -270,11 +275,37 @@ class ProcessExecutor:
         reason = (f"worker process {w.info.get('pid')} ended ({_exit_text(code)}) while "
                   f"measuring this point" + ("; the kernel's OOM killer ended it" if oom_killed else "")
                   + "; a new worker took over")
+        return self._lost_point(w, sweep, "oom" if oom_killed else "error", reason)
+
+    def _expire(self, w: _Worker, sweep):
+        """A row for `w`'s point if it ran past --point-timeout (the worker is killed:
+        a point stuck in a kernel cannot be interrupted any other way), else None."""
+        if w.deadline is None or time.monotonic() < w.deadline:
+            return None
+        w.proc.kill()
+        w.proc.join(10)
+        reason = (f"timed out: still measuring after {self._point_timeout:g} s "
+                  f"(--point-timeout); worker process {w.info.get('pid')} was killed and a "
+                  f"new worker took over")
+        return self._lost_point(w, sweep, "error", reason)
+
+    def _lost_point(self, w: _Worker, sweep, status: str, reason: str):
+        """The row of a point whose worker is gone, stamped with that worker's machine."""
+        from ..records import Record
+
         self._log(f"warning: {w.point.key}: {reason}")
-        rec = Record.for_point(w.point, sweep, status="oom" if oom_killed else "error",
-                               reason=reason)
+        rec = Record.for_point(w.point, sweep, status=status, reason=reason)
         env = w.info.get("env") or {}
         rec.machine, rec.env = env.get("machine"), env
         w.conn.close()
+        w.deadline = None
         self._workers[w.slot] = None
         return rec
+
+
+def _until_first_deadline(busy: list[_Worker], poll_s: float = 5.0) -> float:
+    """How long the driver may wait for a message before a deadline needs checking."""
+    deadlines = [w.deadline for w in busy if w.deadline is not None]
+    if not deadlines:
+        return poll_s
+    return max(0.0, min(poll_s, min(deadlines) - time.monotonic()))
