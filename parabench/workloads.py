@@ -19,7 +19,8 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 
-__all__ = ["COMPILE_BACKEND", "CompileFellBack", "compile_evidence", "make_step", "unsupported"]
+__all__ = ["COMPILE_BACKEND", "CompileFellBack", "capture_graph", "compile_evidence", "make_step",
+           "unsupported"]
 
 #: torch.compile's backend for `compile` points (tests switch to "eager" to stay fast)
 COMPILE_BACKEND = "inductor"
@@ -73,21 +74,28 @@ def _train_step(model, x, num_classes: int) -> Callable[[], object]:
     return step
 
 
-def _graph_forward(model, x) -> Callable[[], object]:
-    """Capture one forward in a CUDA graph after warming up on a side stream (as the
-    capture API requires), and return its replay, which returns the graph's output as
-    an eager step returns its own."""
+def capture_graph(fn: Callable[[], object]):
+    """Capture ``fn()`` in a CUDA graph after warming it up on a side stream (as the
+    capture API requires). Returns the graph and what ``fn`` returned while captured:
+    tensors in the graph's pool, which each replay rewrites."""
     import torch
 
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side), torch.no_grad():
         for _ in range(3):
-            model(x)
+            fn()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     with torch.no_grad(), torch.cuda.graph(graph):
-        out = model(x)  # lives in the graph's pool; each replay rewrites it
+        out = fn()
+    return graph, out
+
+
+def _graph_forward(model, x) -> Callable[[], object]:
+    """One forward as a CUDA graph; its replay returns the graph's output as an eager
+    step returns its own."""
+    graph, out = capture_graph(lambda: model(x))
 
     def replay():
         graph.replay()

@@ -51,6 +51,7 @@ except ImportError:  # running from a checkout without the package installed
 import paraformer.epilogue  # noqa: E402  (its USE_KERNEL switch is fused-2pass)
 
 from parabench.config import WIDTHS  # noqa: E402  (the project's one table of widths)
+from parabench.workloads import capture_graph  # noqa: E402  (the one CUDA-graph capture)
 
 EXECS = ("loop", "fused", "fused-2pass", "least-work", "twin", "vit")
 #: Ratios reported per row: this execution's latency over the reference's, per round.
@@ -184,16 +185,8 @@ def eager_timer(fn, cuda: bool):
 
 
 def graph_timer(fn):
-    """CUDA graph of `fn`, captured after a warm-up on a side stream; replays timed."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
+    """CUDA graph of `fn` (parabench's capture, as `graph` points use it); replays timed."""
+    graph, _ = capture_graph(fn)
     torch.cuda.synchronize()
     return eager_timer(graph.replay, cuda=True)
 
