@@ -147,6 +147,22 @@ def test_cached_folded_weights_follow_parameter_changes_in_place(residual):
     assert torch.equal(old_bias, kept)
 
 
+def test_input_gradients_after_inference_mode_forward():
+    """A frozen model evaluated under inference mode, then asked for input gradients (a
+    saliency map): folded weights made under inference mode cannot be saved for
+    backward, so they are made again, and the gradient equals the loop's."""
+    m = build(num_branches=3, branch_depth=2).requires_grad_(False)
+    x = images(2)
+    with torch.inference_mode():
+        m(x)
+    grads = []
+    for model in (m, copy.deepcopy(m).set_execution("loop")):
+        xg = x.clone().requires_grad_(True)
+        model(xg).square().sum().backward()
+        grads.append(xg.grad)
+    assert grads[0].norm() > 0 and rel_err(grads[0], grads[1]) < RTOL
+
+
 def _compile_capturing(model):
     """torch.compile with a backend that keeps Dynamo's graphs (and runs them as traced)."""
     graphs = []

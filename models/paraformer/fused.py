@@ -112,6 +112,8 @@ def _folded(blk: ParallelBlock, shared: bool) -> dict[str, Tensor | None]:
         if cache is not None and cache[0] == layout:
             return cache[2]
         return _compute_folds(blk, shared, keep_kv_bias)
+    if cache is not None and torch.is_grad_enabled() and _made_in_inference_mode(cache[2]):
+        cache = None  # autograd may record the input (a saliency map): it cannot save these
     key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
     if cache is not None and cache[0] == layout and cache[1] == key:
         return cache[2]
@@ -126,6 +128,10 @@ def _folded(blk: ParallelBlock, shared: bool) -> dict[str, Tensor | None]:
         out = {name: (t.clone() if isinstance(t, nn.Parameter) else t) for name, t in out.items()}
     blk._fold_cache = (layout, key, out)
     return out
+
+
+def _made_in_inference_mode(tensors: dict[str, Tensor | None]) -> bool:
+    return any(t is not None and t.is_inference() for t in tensors.values())
 
 
 def _same_layout(old: dict[str, Tensor | None], new: dict[str, Tensor]) -> bool:

@@ -296,7 +296,7 @@ class ParaFormer(nn.Module):
         graph break before any graph), so the compiled graph reads them instead of
         recomputing them from the parameters on every call. Every public entry that
         runs the fused levels calls this first; they run the levels with ``_levels``."""
-        if self.execution != "loop" and torch.compiler.is_compiling():
+        if torch.compiler.is_compiling():
             refresh_folds(self.blocks)
 
     def _levels(self, x: Tensor, cls_only: bool) -> Tensor:
@@ -324,10 +324,10 @@ class ParaFormer(nn.Module):
         The least-work execution computes the CLS token only and returns ``[B, 1, D]``
         (which :meth:`forward_head` pools the same way).
         """
+        if self.execution == "loop":
+            return self._loop_sum(self.embed(x))
         self._prepare_compiled_folds()
         x0 = self.embed(x)
-        if self.execution == "loop":
-            return self._loop_sum(x0)
         if self.execution == "least-work":
             return self._levels(x0, cls_only=True).sum(0).unsqueeze(1)
         return self._levels(x0, cls_only=False).sum(0)
@@ -339,10 +339,10 @@ class ParaFormer(nn.Module):
         return y if pre_logits else self.head(y)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.execution == "loop":
+            return self.forward_head(self._loop_sum(self.embed(x)))
         self._prepare_compiled_folds()
         x0 = self.embed(x)
-        if self.execution == "loop":
-            return self.forward_head(self._loop_sum(x0))
         if self.execution == "least-work":
             return self.head(self.norm(self._levels(x0, cls_only=True).sum(0)))
         z = self._levels(x0, cls_only=False)  # [K, B, N+1, D]

@@ -298,7 +298,6 @@ class ProcessExecutor:
         env = w.info.get("env") or {}
         rec.machine, rec.env = env.get("machine"), env
         w.conn.close()
-        w.deadline = None
         self._workers[w.slot] = None
         return rec
 
