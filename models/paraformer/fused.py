@@ -90,7 +90,8 @@ def _fold_params(blk: ParallelBlock) -> tuple[Tensor, ...]:
             n2["weight"], n2["bias"], fc1["weight"], fc1["bias"], fc2["bias"])
 
 
-def _folded(blk: ParallelBlock, shared: bool) -> dict[str, Tensor | None]:
+def _folded(blk: ParallelBlock, shared: bool,
+            params: tuple[Tensor, ...] | None = None) -> dict[str, Tensor | None]:
     """The folded weights and accumulator biases of this level, from the cache when
     autograd does not need them.
 
@@ -101,7 +102,7 @@ def _folded(blk: ParallelBlock, shared: bool) -> dict[str, Tensor | None]:
     the model calls :func:`refresh_folds` eagerly before its compiled levels run, and
     the graphs read the cache without recomputing the fold on every call.
     """
-    params = _fold_params(blk)
+    params = params or _fold_params(blk)
     keep_kv_bias = blk.training and blk.attn_drop_rate > 0.0
     if autograd_records(*params):
         return _compute_folds(blk, shared, keep_kv_bias)
@@ -144,8 +145,9 @@ def refresh_folds(blocks) -> None:
     """Bring every level's fold cache up to date, eagerly: called by the model before
     its levels run inside torch.compile (one graph break, before any graph)."""
     for i, blk in enumerate(blocks):
-        if not autograd_records(*_fold_params(blk)):  # with autograd the graph folds
-            _folded(blk, shared=i == 0)
+        params = _fold_params(blk)
+        if not autograd_records(*params):  # with autograd the graph folds
+            _folded(blk, i == 0, params)
 
 
 def _compute_folds(blk: ParallelBlock, shared: bool, keep_kv_bias: bool) -> dict[str, Tensor | None]:
