@@ -1,12 +1,14 @@
 """The database file itself: where it is by default, whether it is whole, how it is
-opened (read-only without writing anything), and how SQLite's errors about it read
-(one line naming the file)."""
+opened (read-only without writing anything) and closed (a writer checkpoints), and how
+SQLite's errors about it read (one line naming the file)."""
 from __future__ import annotations
 
 import functools
 import os
+import shutil
 import sqlite3
 import struct
+import tempfile
 from pathlib import Path
 
 from ..errors import UsageError
@@ -24,25 +26,60 @@ def default_db_path() -> Path:
     return Path(os.environ.get("PARABENCH_DB") or Path("results") / "parabench.db")
 
 
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-    kw = dict(timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+_KW = dict(timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+
+
+def _connect(path: Path, readonly: bool, notes: list) -> tuple[sqlite3.Connection, str | None]:
+    """(connection, temporary folder to remove at close or None). What a read-only open
+    cannot see is added to `notes`."""
     if not readonly:
-        return sqlite3.connect(path, **kw)
-    uri = "file:" + _uri_path(path.absolute())
+        return sqlite3.connect(path, **_KW), None
     wal = Path(f"{path}-wal")
     if not wal.exists():
         # no -wal: no writer has the file open and every commit is in the main file;
         # immutable=1 reads it without creating -wal/-shm (mode=ro would create them)
-        return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, **kw)
-    conn = sqlite3.connect(uri + "?mode=ro", uri=True, **kw)
+        return _open_ro(path, immutable=True), None
+    conn = _open_ro(path, immutable=False)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        return conn
+        return conn, None
     except sqlite3.OperationalError:
-        # a WAL database in a read-only folder without its -shm cannot be opened
-        # read-only by SQLite; read it as immutable (committed pages only)
         conn.close()
-        return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, **kw)
+    # a WAL database in a read-only folder without its -shm: SQLite can read only the
+    # main file (immutable), not the commits in the -wal. A copy of both in a private
+    # folder reads them all; failing that, the main file alone, said out loud.
+    copy = tempfile.mkdtemp(prefix="parabench-ro-")
+    try:
+        shutil.copyfile(path, Path(copy) / path.name)
+        shutil.copyfile(wal, Path(copy) / wal.name)
+        return _open_ro(Path(copy) / path.name, immutable=False), copy
+    except (OSError, sqlite3.Error) as e:
+        shutil.rmtree(copy, ignore_errors=True)
+        notes.append(f"{path}: its write-ahead log {wal.name} cannot be read here ({e}); "
+                     "showing only what the main file holds, commits after it are missing")
+        return _open_ro(path, immutable=True), None
+
+
+def _open_ro(path: Path, immutable: bool) -> sqlite3.Connection:
+    uri = "file:" + _uri_path(path.absolute()) + "?mode=ro" + ("&immutable=1" if immutable else "")
+    return sqlite3.connect(uri, uri=True, **_KW)
+
+
+def _close_quietly(conn, *, checkpoint: bool, copy: str | None) -> None:
+    """Close `conn` (None: nothing); a writer first copies the write-ahead log into the
+    database file, so that the file alone is complete (a user may copy just the `.db`).
+    A busy checkpoint (another writer) is left to that writer: it does the same."""
+    if conn is not None:
+        try:
+            if checkpoint:
+                conn.execute("PRAGMA busy_timeout=2000")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            pass
+        finally:
+            conn.close()
+    if copy:
+        shutil.rmtree(copy, ignore_errors=True)
 
 
 def _uri_path(path: Path) -> str:
@@ -80,6 +117,10 @@ def _usage_error(path: Path, e: Exception) -> UsageError:
     name = getattr(e, "sqlite_errorname", "") or ""
     if isinstance(e, UnicodeDecodeError) or "malformed" in text:
         pass  # damage, below
+    elif name.startswith("SQLITE_FULL") or "disk is full" in text or (
+            name.startswith("SQLITE_IOERR") and _disk_full(path)):
+        return UsageError(f"database {path}: the disk is full ({text}); every point "
+                          "committed before is kept")
     elif name.startswith("SQLITE_READONLY") or "readonly database" in text:
         return UsageError(f"database {path} is read-only: this command needs to "
                           f"write to it ({text})")
@@ -87,6 +128,14 @@ def _usage_error(path: Path, e: Exception) -> UsageError:
         return UsageError(f"database {path} is busy ({text}); try again")
     return DamagedDatabase(f"database {path} is damaged or unreadable ({text}); "
                            f"run `parabench check --db {path}`")
+
+
+def _disk_full(path: Path) -> bool:
+    """A write that failed with an I/O error on a disk with (almost) no space left."""
+    try:
+        return shutil.disk_usage(path.absolute().parent).free < 1 << 20
+    except OSError:
+        return False
 
 
 def _guarded(method):

@@ -1,35 +1,59 @@
 """`Store`: one open parabench database. Opening validates the file (and brings an
-older one up to the schema when it may write); writing covers runs, records, peaks and
-comparisons, every point committed in its own short transaction. Reading back lives in
-`reading` (the `_Reading` half of Store)."""
+older one up to the schema when it may write); writing covers runs and records, every
+point committed in its own short transaction, every row sealed (see sealing.py). Reading
+back lives in `reading` (the `_Reading` half of Store), peaks and comparisons in `extras`.
+
+A writer leaves a whole file behind: closing it (explicitly, or at interpreter exit)
+copies the write-ahead log into the database file, so the `.db` alone holds everything."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import socket
 import sqlite3
+import sys
 import uuid
+import weakref
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import UsageError
-from ..integrity import DamagedRecord, row_checksum, verify_row
+from ..integrity import DamagedRecord, verify_row, verify_sealed
 from ..records import METRIC_COLUMNS, Record
-from .connection import BUSY_TIMEOUT_S, _check_size, _connect, _guarded, default_db_path
+from .connection import (
+    BUSY_TIMEOUT_S,
+    DamagedDatabase,
+    _check_size,
+    _close_quietly,
+    _connect,
+    _guarded,
+    default_db_path,
+)
+from .extras import _Extras
 from .liveness import _live_status
-from .reading import _Reading
+from .reading import _Reading, _shown
 from .schema import APPLICATION_ID, SCHEMA_VERSION, _upgrade
+from .sealing import raw_row, seal, update_run
 
 _LATEST = re.compile(r"latest(?:~(\d+))?")
+#: Writers still open, closed (and so checkpointed) at interpreter exit.
+_OPEN_WRITERS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_writers() -> None:
+    for store in list(_OPEN_WRITERS):
+        store.close()
 
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class Store(_Reading):
+class Store(_Reading, _Extras):
     """A parabench results database. Opening validates it; `create=False` refuses to
     make a new file (for commands that only read)."""
 
@@ -39,11 +63,17 @@ class Store(_Reading):
         self.readonly = readonly
         #: records skipped by the last records_frame() because they failed verification
         self.damaged: list[DamagedRecord] = []
+        #: what a read-only open could not see (a write-ahead log it cannot read)
+        self.notes: list[str] = []
+        self._conn = None
         if readonly and create:
             create = False
-        if self.path.is_dir():
-            raise UsageError(f"database path is a directory: {self.path}")
-        exists = self.path.exists() and self.path.stat().st_size > 0
+        try:
+            if self.path.is_dir():
+                raise UsageError(f"database path is a directory: {self.path}")
+            exists = self.path.exists() and self.path.stat().st_size > 0
+        except OSError as e:  # a name too long, a loop of links, ...
+            raise UsageError(f"database path {_shown(self.path)}: {e.strerror or e}") from None
         if not exists and not create:
             raise UsageError(f"no results database at {self.path}; run `python -m parabench run` first")
         if exists and not os.access(self.path, os.R_OK):
@@ -64,20 +94,24 @@ class Store(_Reading):
             except OSError as e:
                 raise UsageError(f"cannot create database directory {self.path.parent}: {e}") from None
         try:
-            self._conn = _connect(self.path, self.readonly)
+            self._conn, self._copy = _connect(self.path, self.readonly, self.notes)
             self._check_and_init(exists)
         except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
-            if getattr(self, "_conn", None) is not None:
-                self._conn.close()
+            self.close()
             text = " ".join(str(e).split())[:160]
             if "readonly database" in text:
                 raise UsageError(f"database {self.path} is read-only: this command needs to "
                                  f"write to it ({text})") from None
+            if "disk is full" in text:
+                raise UsageError(f"database {self.path}: the disk is full ({text})") from None
             raise UsageError(f"{self.path} is not a usable parabench database ({text})") from None
         except BaseException:
-            if getattr(self, "_conn", None) is not None:
-                self._conn.close()
+            self.close()
             raise
+        for note in self.notes:
+            print(f"warning: {note}", file=sys.stderr)
+        if not readonly:
+            _OPEN_WRITERS.add(self)
 
     # -- opening -----------------------------------------------------------------------
     def _check_and_init(self, existed: bool) -> None:
@@ -90,6 +124,9 @@ class Store(_Reading):
                     f"{self.path} is an SQLite database of another program; refusing to touch it"
                 )
         version = c.execute("PRAGMA user_version").fetchone()[0]
+        if version < 4 and c.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone():
+            version = 4  # sealed tables exist: a lower version is a damaged header
+        self.version = version  # of the file as opened (a writer migrates it, below)
         if version > SCHEMA_VERSION:
             raise UsageError(
                 f"{self.path} has schema version {version}, newer than this parabench "
@@ -105,6 +142,7 @@ class Store(_Reading):
         if app_id != APPLICATION_ID or version < SCHEMA_VERSION:
             with self.transaction():
                 _upgrade(c)
+            self.version = SCHEMA_VERSION
 
     @contextmanager
     def transaction(self):
@@ -122,7 +160,10 @@ class Store(_Reading):
             self._conn.execute("COMMIT")
 
     def close(self) -> None:
-        self._conn.close()
+        """Close; a writer first checkpoints, so the database file alone is complete."""
+        _OPEN_WRITERS.discard(self)
+        conn, self._conn = self._conn, None
+        _close_quietly(conn, checkpoint=not self.readonly, copy=getattr(self, "_copy", None))
 
     def __enter__(self):
         return self
@@ -139,22 +180,21 @@ class Store(_Reading):
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO runs (run_id, created_at, status, preset, command, sweep_json,"
-                " git_commit, git_dirty, machine, env_json, host, pid, heartbeat_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " git_commit, git_dirty, machine, env_json, host, pid, heartbeat_at, points)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
                 (
                     run_id, now, "running", preset, command, json.dumps(sweep),
                     git.get("commit"), _opt_int(git.get("dirty")), env.get("machine"),
                     json.dumps(env), socket.gethostname(), os.getpid(), now,
                 ),
             )
+            seal(c, "runs", (run_id,))
         return run_id
 
     @_guarded
     def finish_run(self, run_id: str, status: str) -> None:
         with self.transaction() as c:
-            c.execute(
-                "UPDATE runs SET status=?, finished_at=? WHERE run_id=?", (status, utc_now(), run_id)
-            )
+            update_run(c, run_id, status=status, finished_at=utc_now())
 
     @_guarded
     def reopen_run(self, run_id: str) -> dict:
@@ -167,25 +207,28 @@ class Store(_Reading):
                              f"{row.get('pid')}, last heartbeat {row.get('heartbeat_at')}); "
                              f"stop it first, or resume it once it shows as interrupted")
         with self.transaction() as c:
-            c.execute("UPDATE runs SET status='running', finished_at=NULL, host=?, pid=?,"
-                      " heartbeat_at=? WHERE run_id=?",
-                      (socket.gethostname(), os.getpid(), utc_now(), run_id))
+            update_run(c, run_id, status="running", finished_at=None, host=socket.gethostname(),
+                       pid=os.getpid(), heartbeat_at=utc_now())
         return row
 
     @_guarded
     def heartbeat(self, run_id: str) -> None:
         """Stamp a running run as alive (see `Heartbeat`)."""
         with self.transaction() as c:
-            c.execute("UPDATE runs SET heartbeat_at=? WHERE run_id=? AND status='running'",
-                      (utc_now(), run_id))
+            update_run(c, run_id, " AND status='running'", heartbeat_at=utc_now())
 
     @_guarded
     def run(self, run_id: str) -> dict:
-        cur = self._conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,))
-        row = cur.fetchone()
-        if row is None:
+        names, rows = self._fetch_raw("SELECT * FROM runs WHERE run_id=?", (run_id,))
+        if not rows:
             raise UsageError(f"no run {run_id!r} in {self.path}")
-        return _live_status(dict(zip([d[0] for d in cur.description], row, strict=True)))
+        row = dict(zip(names, rows[0], strict=True))
+        reason = verify_sealed("runs", row) if self.version >= 4 else None
+        if reason:
+            raise DamagedDatabase(f"run {run_id} in {self.path} is damaged ({reason}); run "
+                                  f"`parabench check --db {self.path}`")
+        row.pop("checksum", None)
+        return _live_status(row)
 
     @_guarded
     def latest_run_id(self) -> str | None:
@@ -201,13 +244,12 @@ class Store(_Reading):
         m = _LATEST.fullmatch(name)
         if m:
             back = int(m.group(1) or 0)
-            ids = [r[0] for r in self._conn.execute(
-                "SELECT run_id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                (back + 1,))]
-            if len(ids) <= back:
-                held = self._conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+            held = self._conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+            if back >= held:  # compared here: a 20-digit N would overflow SQLite's LIMIT
                 raise UsageError(f"{name!r}: {self.path} holds only {held} run(s)")
-            return ids[back]
+            return self._conn.execute(
+                "SELECT run_id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1 OFFSET ?",
+                (back,)).fetchone()[0]
         row = self._conn.execute("SELECT 1 FROM runs WHERE run_id=?", (name,)).fetchone()
         return name if row else None
 
@@ -231,21 +273,8 @@ class Store(_Reading):
         marks = ", ".join("?" for _ in row)
         with self.transaction() as c:
             c.execute(f"INSERT OR REPLACE INTO records ({cols}) VALUES ({marks})", tuple(row.values()))
-            self._seal(c, run_id, rec.key)
-
-    @staticmethod
-    def _raw_record(c, run_id: str, key: str) -> dict | None:
-        cur = c.execute("SELECT * FROM records WHERE run_id=? AND key=?", (run_id, key))
-        row = cur.fetchone()
-        return None if row is None else dict(zip([d[0] for d in cur.description], row,
-                                                 strict=True))
-
-    def _seal(self, c, run_id: str, key: str) -> None:
-        """Store the checksum of the row as SQLite now holds it (read back in the same
-        transaction, so type affinity cannot make the sum disagree with the stored row)."""
-        row = self._raw_record(c, run_id, key)
-        c.execute("UPDATE records SET checksum=? WHERE run_id=? AND key=?",
-                  (row_checksum(row), run_id, key))
+            seal(c, "records", (run_id, rec.key))
+            update_run(c, run_id)  # its point count, in the same transaction
 
     @_guarded
     def update_metrics(self, run_id: str, key: str, **metrics) -> None:
@@ -254,7 +283,7 @@ class Store(_Reading):
         cols = {k: v for k, v in metrics.items() if k in METRIC_COLUMNS}
         rest = {k: v for k, v in metrics.items() if k not in METRIC_COLUMNS}
         with self.transaction() as c:
-            raw = self._raw_record(c, run_id, key)
+            raw = raw_row(c, "records", (run_id, key))
             if raw is None:
                 raise KeyError(f"no record {key!r} in run {run_id!r}")
             # reseal only a row that was sound: an unverified (pre-v2) row stays
@@ -271,7 +300,7 @@ class Store(_Reading):
                     (*cols.values(), run_id, key),
                 )
                 if reseal:
-                    self._seal(c, run_id, key)
+                    seal(c, "records", (run_id, key))
 
     @_guarded
     def done_keys(self, run_id: str) -> set[str]:
@@ -281,44 +310,6 @@ class Store(_Reading):
             (run_id,),
         ).fetchall()
         return {r[0] for r in rows}
-
-    # -- peaks ---------------------------------------------------------------------------
-    @_guarded
-    def get_peak(self, machine: str, device: str, dtype: str) -> float | None:
-        row = self._conn.execute(
-            "SELECT tflops FROM peaks WHERE machine=? AND device=? AND dtype=?",
-            (machine, device, dtype),
-        ).fetchone()
-        return row[0] if row else None
-
-    @_guarded
-    def set_peak(self, machine: str, device: str, dtype: str, tflops: float, detail=None) -> None:
-        with self.transaction() as c:
-            c.execute(
-                "INSERT OR REPLACE INTO peaks VALUES (?,?,?,?,?,?)",
-                (machine, device, dtype, tflops, utc_now(), json.dumps(detail or {})),
-            )
-
-    # -- comparisons ---------------------------------------------------------------------
-    @_guarded
-    def add_comparison(self, baseline: str, contender: str, result: dict) -> None:
-        with self.transaction() as c:
-            c.execute(
-                "INSERT INTO comparisons (created_at, baseline, contender, result_json)"
-                " VALUES (?,?,?,?)",
-                (utc_now(), baseline, contender, json.dumps(result, default=str)),
-            )
-
-    @_guarded
-    def latest_comparison(self) -> dict | None:
-        row = self._conn.execute(
-            "SELECT created_at, baseline, contender, result_json FROM comparisons"
-            " ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return None
-        return {"created_at": row[0], "baseline": row[1], "contender": row[2],
-                "result": json.loads(row[3])}
 
 
 def _opt_int(v):

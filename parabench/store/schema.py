@@ -3,14 +3,19 @@ version, the tables, and the upgrade an older file gets when a writer opens it."
 from __future__ import annotations
 
 from ..records import METRIC_COLUMNS
+from .sealing import seal_all_unsealed
 
 APPLICATION_ID = 0x50524243  # "PRBC": marks a file as a parabench database
-SCHEMA_VERSION = 3  # 2: records.checksum; 3: records.machine/env_json, runs.host/pid/heartbeat_at
+#: 2: records.checksum; 3: records.machine/env_json, runs.host/pid/heartbeat_at;
+#: 4: every table sealed (runs.checksum and runs.points, peaks/comparisons.checksum, meta)
+SCHEMA_VERSION = 4
 #: Columns added after version 2, added to older files on open by a writer (their old
 #: rows keep NULL there: records then fall back to their run's machine).
 _ADDED_COLUMNS = (("runs", "host", "TEXT"), ("runs", "pid", "INTEGER"),
                   ("runs", "heartbeat_at", "TEXT"), ("records", "machine", "TEXT"),
-                  ("records", "env_json", "TEXT"))
+                  ("records", "env_json", "TEXT"), ("runs", "points", "INTEGER"),
+                  ("runs", "checksum", "TEXT"), ("peaks", "checksum", "TEXT"),
+                  ("comparisons", "checksum", "TEXT"))
 
 
 _SCHEMA = f"""
@@ -28,7 +33,9 @@ CREATE TABLE IF NOT EXISTS runs (
     env_json     TEXT,
     host         TEXT,                    -- where the driver runs (stale-run detection)
     pid          INTEGER,                 -- the driver's process id on that host
-    heartbeat_at TEXT                     -- last sign of life of a running run
+    heartbeat_at TEXT,                    -- last sign of life of a running run
+    points       INTEGER,                 -- records stored for this run (v4)
+    checksum     TEXT                     -- sha256 of the row (v4, see integrity.py)
 );
 CREATE TABLE IF NOT EXISTS records (
     id                 INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -77,6 +84,7 @@ CREATE TABLE IF NOT EXISTS peaks (
     tflops      REAL NOT NULL,
     measured_at TEXT NOT NULL,
     detail_json TEXT,
+    checksum    TEXT,
     PRIMARY KEY (machine, device, dtype)
 );
 CREATE TABLE IF NOT EXISTS comparisons (
@@ -84,14 +92,24 @@ CREATE TABLE IF NOT EXISTS comparisons (
     created_at  TEXT NOT NULL,
     baseline    TEXT NOT NULL,
     contender   TEXT NOT NULL,
-    result_json TEXT NOT NULL           -- what `parabench compare` concluded, per benchmark
+    -- result_json: what `parabench compare` concluded, per benchmark
+    result_json TEXT NOT NULL,
+    checksum    TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (        -- sealed facts about the file itself
+    name     TEXT PRIMARY KEY,
+    value    INTEGER NOT NULL,
+    checksum TEXT
 );
 """
 
 
 def _upgrade(c) -> None:
     """Bring a new or older file to this schema and stamp it as a parabench database of
-    this version; run inside the caller's write transaction."""
+    this version; run inside the caller's write transaction. A file that already has
+    `meta` was version 4 (its header's version damaged): nothing unsealed is sealed
+    then, so no damage is ever vouched for."""
+    sealed = c.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
     for stmt in _SCHEMA.split(";"):
         if stmt.strip():
             c.execute(stmt)
@@ -101,5 +119,7 @@ def _upgrade(c) -> None:
     for table, col, kind in _ADDED_COLUMNS:  # version 2: old sums stay valid
         if col not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
             c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
+    if not sealed:  # version 3 and before: runs, peaks, comparisons had no sums
+        seal_all_unsealed(c)
     c.execute(f"PRAGMA application_id={APPLICATION_ID}")
     c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
