@@ -10,7 +10,7 @@ from ..errors import one_line
 from ..executors.memory_guard import DEFAULT_FRACTION
 from ..outputs import prepare_output_dir, safe_name
 from ._options import DefaultsHelp, add_db, add_sweep_args, sweep_flags_given, sweep_from_args
-from ._values import memory_budget, positive_float, positive_int
+from ._values import memory_budget, non_empty, positive_float, worker_count
 
 
 def register(sub) -> None:
@@ -23,7 +23,7 @@ def register(sub) -> None:
     )
     add_sweep_args(p)
     add_db(p)
-    p.add_argument("--resume", metavar="RUN_ID",
+    p.add_argument("--resume", metavar="RUN_ID", type=non_empty,
                    help="continue an interrupted run ('latest' for the newest): its stored "
                    "sweep, skipping finished points")
     p.add_argument("--profile", action="store_true",
@@ -42,7 +42,7 @@ def add_executor_args(p) -> None:
                    help="inline: in this process; process (the default): isolated worker "
                    "processes under a memory guard, a crashed worker becomes an error row; "
                    "ray: Ray tasks on a cluster (pip install -e '.[ray]')")
-    g.add_argument("--workers", type=positive_int, metavar="N",
+    g.add_argument("--workers", type=worker_count, metavar="N",
                    help="worker processes (process: default one per GPU, one on CPU; ray: "
                    "CPUs of the local cluster started for the run)")
     g.add_argument("--memory-limit", type=memory_budget, metavar="SIZE",
@@ -85,8 +85,9 @@ def main(args) -> int:
                              memory_limit=args.memory_limit, ray_address=args.ray_address,
                              point_timeout=args.point_timeout, log=log)
     command = "python -m parabench " + shlex.join(sys.argv[1:])
-    run_id = run_sweep(sweep, store, command=command, resume=args.resume, executor=executor,
-                       progress=args.progress, log=log)
+    with store:  # closing checkpoints: the database file alone is then complete
+        run_id = run_sweep(sweep, store, command=command, resume=args.resume,
+                           executor=executor, progress=args.progress, log=log)
     print(run_id)
     return 0
 

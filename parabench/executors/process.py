@@ -32,10 +32,19 @@ MAX_FAILED_STARTS = 3
 
 
 def _worker_main(conn, budget: int | None) -> None:
-    """The worker's loop: ("sweep", sweep, spec, run_id) once, then ("point", point)s;
-    answers ("ready", info) once and ("record", Record) per point, or ("last", Record)
-    when the point broke its CUDA context and the worker exits after it."""
+    """The worker's loop (see `_serve`). A worker whose driver died (killed, hung up)
+    finds its pipe closed: it exits at once and silently, never with a traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    try:
+        _serve(conn, budget)
+    except (EOFError, OSError):  # the driver is gone: EOF, broken pipe, reset
+        os._exit(0)
+
+
+def _serve(conn, budget: int | None) -> None:
+    """("sweep", sweep, spec, run_id) once, then ("point", point)s; answers ("ready",
+    info) once and ("record", Record) per point, or ("last", Record) when the point
+    broke its CUDA context and the worker exits after it."""
     try:
         import paraformer  # noqa: F401  the heavy imports first, so the limit counts them
         import timm  # noqa: F401
@@ -55,10 +64,7 @@ def _worker_main(conn, budget: int | None) -> None:
     sweep = passes = store = None
     run_id = ""
     while True:
-        try:
-            msg = conn.recv()
-        except EOFError:  # the driver is gone
-            return
+        msg = conn.recv()
         if msg[0] == "sweep":
             _, sweep, spec, run_id = msg
             if sweep.threads:

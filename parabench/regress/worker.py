@@ -104,8 +104,11 @@ def main() -> int:
     chan, sys.stdout = sys.stdout, sys.stderr  # the protocol owns the real stdout
 
     def reply(**msg) -> None:
-        chan.write(json.dumps(msg) + "\n")
-        chan.flush()
+        try:
+            chan.write(json.dumps(msg) + "\n")
+            chan.flush()
+        except OSError:  # the driver is gone (killed, hung up): leave silently
+            os._exit(0)
 
     cpu = os.environ.get(CPU_ENV)
     if cpu and hasattr(os, "sched_setaffinity"):
