@@ -7,8 +7,8 @@ models lives in `catalog`, executing in `runner`.
 from __future__ import annotations
 
 import itertools
-import math
 import os
+import stat
 import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -124,14 +124,16 @@ class Sweep:
         for b in self.batches:
             _check_range("batch size", b, 1, MAX_BATCH)
         _check_range("image size", self.img_size, 8, MAX_IMG_SIZE)
-        if self.warmup < 0 or self.min_samples < 1 or self.max_samples < self.min_samples:
-            raise UsageError(
-                "need warmup >= 0 and 1 <= min_samples <= max_samples, got "
-                f"warmup={self.warmup} min_samples={self.min_samples} "
-                f"max_samples={self.max_samples}"
-            )
-        if not math.isfinite(self.min_time_s) or self.min_time_s < 0:
-            raise UsageError(f"min time must be a finite number >= 0 s, got {self.min_time_s}")
+        _check_members("family (in depths_by_family)", [f for f, _ in self.depth_overrides],
+                       FAMILIES)
+        _check_range("warmup", self.warmup, 0, MAX_WARMUP)
+        _check_range("max samples", self.max_samples, 1, MAX_SAMPLES)
+        if self.min_samples < 1 or self.max_samples < self.min_samples:
+            raise UsageError(f"need 1 <= min_samples <= max_samples, got min_samples="
+                             f"{self.min_samples} max_samples={self.max_samples}")
+        if not 0 <= self.min_time_s <= MAX_MIN_TIME_S:  # also refuses nan
+            raise UsageError(f"min time must be between 0 and {MAX_MIN_TIME_S} s, got "
+                             f"{self.min_time_s}")
         if self.threads is not None:
             _check_range("threads", self.threads, 1, os.cpu_count() or 1,
                          why="this machine's CPU count")
@@ -164,6 +166,10 @@ class Sweep:
 MAX_DEPTH = 4096
 MAX_BATCH = 1 << 24
 MAX_IMG_SIZE = 8192
+MAX_WARMUP, MAX_SAMPLES, MAX_MIN_TIME_S = 100_000, 1_000_000, 3600  # per point
+#: What a sweep file may be: a regular file (not a FIFO that never ends, not /dev/zero)
+#: of at most this size, nested at most as deep as Python's parser can follow.
+MAX_SWEEP_FILE = 1 << 20
 _TUPLE_FIELDS = ("families", "depths", "batches", "dtypes", "modes", "workloads")
 _INT_FIELDS = ("img_size", "warmup", "min_samples", "max_samples")
 
@@ -272,21 +278,27 @@ def preset(name: str) -> Sweep:
         raise UsageError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
 
 
-
-
 def sweep_from_toml(path: str | Path) -> Sweep:
     """Read a sweep from TOML: top-level keys are Sweep fields, plus optional
     `preset = "name"` to start from, and a `[depths_by_family]` table. A scalar where a
     list belongs is a one-element list. Types and values are checked by `validate`."""
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text())
+        if not stat.S_ISREG(p.stat().st_mode):  # stat, not open: a FIFO would block
+            raise UsageError(f"sweep file {p} is not a regular file")
+        with open(p, "rb") as f:
+            raw = f.read(MAX_SWEEP_FILE + 1)
+        if len(raw) > MAX_SWEEP_FILE:
+            raise UsageError(f"sweep file {p} is larger than {MAX_SWEEP_FILE >> 10} KiB")
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise UsageError(f"sweep file not found: {p}") from None
     except OSError as e:  # a directory, no permission, ...
         raise UsageError(f"cannot read sweep file {p}: {e.strerror or e}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot parse sweep file {p}: {e}") from None
+    except RecursionError:
+        raise UsageError(f"cannot parse sweep file {p}: nested too deeply") from None
     base_name = data.pop("preset", None)
     if base_name is not None and not isinstance(base_name, str):
         raise UsageError(f"{p}: preset: expected a preset name, got {base_name!r}")

@@ -103,7 +103,10 @@ def sweep_from_args(args):
 
     from ..config import preset, sweep_from_toml
 
-    sweep = sweep_from_toml(args.config) if args.config else preset(args.preset or "quick")
+    if args.config is not None:
+        sweep = sweep_from_toml(args.config)
+    else:  # '' is a preset name typed wrong (an empty variable), not "the default"
+        sweep = preset("quick" if args.preset is None else args.preset)
     changes = {f: getattr(args, f) for f in _SWEEP_FLAGS if getattr(args, f) is not None}
     if args.resnet_depths is not None:
         other = tuple((f, d) for f, d in sweep.depth_overrides if f != "resnet")

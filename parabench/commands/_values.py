@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["byte_size", "fraction", "int_list", "memory_budget", "positive_float", "positive_int",
-           "probability", "str_list", "threshold"]
+__all__ = ["byte_size", "fraction", "int_list", "memory_budget", "non_empty", "positive_float",
+           "positive_int", "probability", "str_list", "threshold", "worker_count"]
+
+#: The most any count flag takes (rounds, forwards, a step's length...): far past any real
+#: use, and small enough that a typo of a few extra digits is refused, not run for days.
+MAX_COUNT = 1_000_000
+#: The most processes a flag may start (--workers, --processes, --jobs).
+MAX_WORKERS = 256
 
 
 def _fail(message: str):
@@ -36,11 +42,23 @@ def _parse(text: str, convert, what: str):
         _fail(f"expected {what}, got {text!r}")
 
 
-def positive_int(text: str) -> int:
+def positive_int(text: str, hi: int = MAX_COUNT) -> int:
     v = _parse(text, int, "an integer")
-    if v < 1:
-        _fail(f"must be >= 1, got {v}")
+    if not 1 <= v <= hi:
+        _fail(f"must be between 1 and {hi}, got {text.strip()[:30]}")
     return v
+
+
+def worker_count(text: str) -> int:
+    """A number of processes to start: 1 to MAX_WORKERS."""
+    return positive_int(text, MAX_WORKERS)
+
+
+def non_empty(text: str) -> str:
+    """A name or id that must be given: '' (an empty variable, a stray quote) refused."""
+    if not text.strip():
+        _fail("must not be empty")
+    return text
 
 
 def positive_float(text: str) -> float:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ._options import add_db, add_out, add_sweep_args, sweep_from_args
-from ._values import positive_float, positive_int, probability, threshold
+from ._values import positive_float, positive_int, probability, threshold, worker_count
 
 
 def register(sub) -> None:
@@ -63,7 +63,7 @@ def register(sub) -> None:
     ab.add_argument("--rounds", type=positive_int, default=30,
                     help="turns per side and point, per pair of processes (default "
                     "%(default)s)")
-    ab.add_argument("--processes", type=positive_int, default=5,
+    ab.add_argument("--processes", type=worker_count, default=5,
                     help="pairs of measuring processes, one after the other: each process "
                     "has a bias of its own, and the interval is built over pairs (at least "
                     "2 for that; 1 gives an interval over rounds that ignores it; default "

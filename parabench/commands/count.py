@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ._options import DefaultsHelp, add_db, add_sweep_args, sweep_flags_given, sweep_from_args
-from ._values import positive_int
+from ._values import positive_int, worker_count
 
 #: Without sweep flags: two telling points, one per kind of model.
 DEFAULT_FAMILIES = ("paraformer-fused", "vit")
@@ -36,7 +36,7 @@ def register(sub) -> None:
                    help="git ref whose code is counted (exported with git archive), or "
                    "WORKTREE; default: the code of this parabench")
     p.add_argument("--repo", default=".", type=Path, help="git repository that --ref names")
-    p.add_argument("--jobs", type=positive_int, default=2, help="points counted at once")
+    p.add_argument("--jobs", type=worker_count, default=2, help="points counted at once")
     p.add_argument("--number", type=positive_int, default=20, help="forwards per repeat")
     p.add_argument("--repeats", type=positive_int, default=2,
                    help="counted repeats per point (one valgrind process)")

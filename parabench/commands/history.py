@@ -25,10 +25,10 @@ def register(sub) -> None:
     p.add_argument("--asv-results", type=Path, default=None, metavar="DIR",
                    help="asv results directory (default: .asv/results if it exists)")
     add_db(p)
-    p.add_argument("--repo", default=".",
-                   help="git repository whose first-parent line orders the commits")
-    p.add_argument("--branch", default="HEAD",
-                   help="branch (or ref) whose first-parent line is followed")
+    p.add_argument("--repo", help="git repository whose first-parent line orders the "
+                   "commits of asv results (default: the current directory)")
+    p.add_argument("--branch", help="branch (or ref) whose first-parent line is followed "
+                   "(default: HEAD)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--min-segment", type=positive_int, default=DEFAULT_MIN_SEGMENT,
                    help="commits a new level must last (asv's min_size)")
@@ -39,7 +39,7 @@ def register(sub) -> None:
 
 def _sources(args):
     from ..errors import UsageError
-    from ..regress.history import load_asv_history, load_store_history
+    from ..regress.history import first_parent_line, load_asv_history, load_store_history
     from ..store import default_db_path
 
     frames, notes = [], []
@@ -48,8 +48,18 @@ def _sources(args):
         raise UsageError(f"no asv results directory at {asv_dir}")
     if asv_dir is None and (Path(".asv") / "results").is_dir():
         asv_dir = Path(".asv") / "results"
+    given = [f for f in ("repo", "branch") if getattr(args, f) is not None]
+    if given and asv_dir is None:  # they order asv results only: taken silently, a typo hides
+        raise UsageError(f"--{' and --'.join(given)} order asv results, and there are none "
+                         "here; pass --asv-results DIR")
+    if args.repo is not None and not Path(args.repo).is_dir():
+        raise UsageError(f"--repo {args.repo}: no such directory")
+    if given and first_parent_line(args.repo or ".", args.branch or "HEAD") is None:
+        # asked for by name: a wrong one must not fall back to date order unnoticed
+        raise UsageError(f"no branch {args.branch or 'HEAD'!r} in a git repository at "
+                         f"{args.repo or '.'}")
     if asv_dir is not None:
-        df = load_asv_history(asv_dir, repo=args.repo, branch=args.branch)
+        df = load_asv_history(asv_dir, repo=args.repo or ".", branch=args.branch or "HEAD")
         frames.append(df)
         off = df.attrs.get("off_line", 0)
         notes.append(f"asv results {asv_dir}: {df['commit'].nunique()} commits, "
@@ -89,7 +99,7 @@ def main(args) -> int:
         out = {
             "sources": notes, "series": n_series,
             "settings": {"min_segment": args.min_segment, "min_effect": args.min_effect,
-                         "detector": "asv.step_detect", "branch": args.branch},
+                         "detector": "asv.step_detect", "branch": args.branch or "HEAD"},
             "change_points": json.loads(cps.to_json(orient="records", date_format="iso")),
         }
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
