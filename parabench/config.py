@@ -132,7 +132,7 @@ class Sweep:
             raise UsageError(f"need 1 <= min_samples <= max_samples, got min_samples="
                              f"{self.min_samples} max_samples={self.max_samples}")
         if not 0 <= self.min_time_s <= MAX_MIN_TIME_S:  # also refuses nan
-            raise UsageError(f"min time must be between 0 and {MAX_MIN_TIME_S} s, got "
+            raise UsageError(f"min time must be a finite number between 0 and {MAX_MIN_TIME_S} s, got "
                              f"{self.min_time_s}")
         if self.threads is not None:
             _check_range("threads", self.threads, 1, os.cpu_count() or 1,
@@ -285,7 +285,7 @@ def sweep_from_toml(path: str | Path) -> Sweep:
     p = Path(path)
     try:
         if not stat.S_ISREG(p.stat().st_mode):  # stat, not open: a FIFO would block
-            raise UsageError(f"sweep file {p} is not a regular file")
+            raise UsageError(f"cannot read sweep file {p}: not a regular file")
         with open(p, "rb") as f:
             raw = f.read(MAX_SWEEP_FILE + 1)
         if len(raw) > MAX_SWEEP_FILE:

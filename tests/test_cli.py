@@ -240,10 +240,22 @@ def test_resume_refuses_what_it_cannot_continue(sweep_json, needle, tmp_path, ca
         s.start_run(sweep={}, preset="x", command="", env={})
     con = sqlite3.connect(db)
     con.execute("UPDATE runs SET sweep_json=?", (sweep_json,))
+    _reseal(con)  # as another version of parabench would have written it
     con.commit()
     con.close()
     assert _exit_code(["run", "--resume", "latest", "--db", str(db)]) == 2
     assert needle in _err_line(capsys)
+
+
+def _reseal(con) -> None:
+    """Seal every run and record as they now are: a database that another program (or
+    another parabench) wrote so, not one damaged behind parabench's back."""
+    from parabench.store.sealing import seal
+
+    for (rid,) in con.execute("SELECT run_id FROM runs").fetchall():
+        seal(con, "runs", (rid,))
+    for rid, key in con.execute("SELECT run_id, key FROM records").fetchall():
+        seal(con, "records", (rid, key))
 
 
 def test_resume_latest_and_refusing_flags_beside_it(tmp_path, capsys):
@@ -314,6 +326,7 @@ def test_resume_with_a_path_like_run_id_never_writes_outside_the_trace_dir(tmp_p
     con = sq.connect(db)
     con.execute("UPDATE runs SET run_id='../../X'")
     con.execute("UPDATE records SET run_id='../../X'")
+    _reseal(con)
     con.commit()
     con.close()
     capsys.readouterr()
