@@ -20,6 +20,7 @@ from parabench.records import Record
 from parabench.regress.compare import compare_sides
 from parabench.regress.sides import load_store_side
 from parabench.store import SCHEMA_VERSION, STALE_AFTER_S, utc_now
+from parabench.store.sealing import update_run
 
 DATA = Path(__file__).parent / "data"
 #: a small sweep whose sample count is fixed, so rows from two executors can be compared
@@ -32,7 +33,7 @@ def _rows(db) -> dict:
     return {r.key: (r.status, int(r.n) if r.status == "ok" else None) for r in df.itertuples()}
 
 
-# -- schema 3 and databases written by schema 2 ------------------------------------------
+# -- schema 4 and databases written by schema 2 ------------------------------------------
 def test_database_written_by_main_migrates_and_reads_back(tmp_path, cli):
     db = tmp_path / "v2.db"
     con = sqlite3.connect(db)
@@ -45,7 +46,7 @@ def test_database_written_by_main_migrates_and_reads_back(tmp_path, cli):
     run_machine = sqlite3.connect(db).execute("SELECT machine FROM runs").fetchone()[0]
     assert set(before.machine) == {run_machine} and all(e == {} for e in before.env)
     with Store(db) as s:  # a writer migrates in place; old checksums stay valid
-        assert s._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert s._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         (rid,) = s.runs_frame().run_id
         assert s.run(rid)["status"] == "finished" and s.run(rid)["heartbeat_at"] is None
         s.add_record(rid, Record(key="vit/d9", family="vit", depth=9, batch=1, dtype="float32",
@@ -71,11 +72,12 @@ def test_killed_run_reads_interrupted_and_a_live_one_cannot_be_resumed(tmp_path)
         with pytest.raises(UsageError, match="still running"):  # this very process: alive
             s.reopen_run(rid)
         # its driver on another host went silent: interrupted, with the reason
-        s._conn.execute("UPDATE runs SET host='elsewhere', heartbeat_at=? WHERE run_id=?",
-                        (utc_now(), rid))
+        with s.transaction() as c:  # as that driver wrote it: sealed
+            update_run(c, rid, host="elsewhere", heartbeat_at=utc_now())
         assert s.run(rid)["status"] == "running"  # a fresh heartbeat from elsewhere: alive
         old = (pd.Timestamp.now("UTC") - pd.Timedelta(seconds=STALE_AFTER_S + 5)).isoformat()
-        s._conn.execute("UPDATE runs SET heartbeat_at=? WHERE run_id=?", (old, rid))
+        with s.transaction() as c:
+            update_run(c, rid, heartbeat_at=old)
         run = s.run(rid)
         assert run["status"] == "interrupted" and "no heartbeat from elsewhere" in run["stale"]
         assert list(s.runs_frame().status) == ["interrupted"]
