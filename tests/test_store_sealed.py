@@ -258,3 +258,32 @@ def test_read_only_copy_with_a_wal_and_no_shm_shows_everything():
             if p.exists():
                 p.chmod(0o755)
         shutil.rmtree(root)
+
+
+def test_a_renamed_column_in_the_schema_is_refused_not_half_read(tmp_path, capsys):
+    db = tmp_path / "r.db"
+    _make_db(db, n=2)
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA writable_schema=ON")  # as a flipped letter in sqlite_master would
+    con.execute("UPDATE sqlite_master SET sql=replace(sql, 'extra_json', 'extra_jsoz') "
+                "WHERE name='records'")
+    con.commit()
+    con.close()
+    for argv in (["list"], ["export"]):
+        capsys.readouterr()
+        assert cli([*argv, "--db", str(db)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "records.extra_json" in err[0]
+    rc, out = _check(db, capsys)
+    assert rc == 1 and "schema lacks records.extra_json" in out
+
+
+def test_list_never_shows_a_damaged_status(tmp_path, capsys):
+    db = tmp_path / "r.db"
+    rid = _make_db(db, n=3)
+    _edit(db, "UPDATE records SET status='ol' WHERE key='vit/d1'")
+    capsys.readouterr()
+    assert cli(["list", "--db", str(db)]) == 0
+    out, err = capsys.readouterr()
+    assert "ol" not in out.split(rid, 1)[1] and "damaged status 'ol'" in err
+    assert "stored 3 point(s), 2 found" in err

@@ -35,7 +35,7 @@ from .connection import (
 from .extras import _Extras
 from .liveness import _live_status
 from .reading import _Reading, _shown
-from .schema import APPLICATION_ID, SCHEMA_VERSION, _upgrade
+from .schema import APPLICATION_ID, SCHEMA_VERSION, _upgrade, missing_columns
 from .sealing import raw_row, seal, update_run
 
 _LATEST = re.compile(r"latest(?:~(\d+))?")
@@ -132,6 +132,11 @@ class Store(_Reading, _Extras):
                 f"{self.path} has schema version {version}, newer than this parabench "
                 f"({SCHEMA_VERSION}); upgrade parabench"
             )
+        lacking = missing_columns(c, version) if app_id == APPLICATION_ID else []
+        if lacking:
+            raise DamagedDatabase(f"database {self.path} is damaged: its schema lacks "
+                                  f"{', '.join(lacking[:3])}; run `parabench check --db "
+                                  f"{self.path}`")
         if self.readonly:
             if app_id != APPLICATION_ID:
                 raise UsageError(f"{self.path} is not a parabench database")

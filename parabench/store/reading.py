@@ -15,6 +15,7 @@ import sys
 from contextlib import contextmanager
 
 from ..integrity import DamagedRecord, verify_row, verify_sealed
+from ..records import STATUSES
 from .connection import _guarded
 from .liveness import _live_status
 from .sealing import UNVERIFIED_UPTO
@@ -115,6 +116,11 @@ class _Reading:
         with self._snapshot():
             runs, _, _ = self._runs()
             counts = self._counts()
+        for rid, by_status in counts.items():  # no record is decoded here: a damaged
+            for status in [k for k in by_status if k not in STATUSES]:  # status is all
+                n = by_status.pop(status)  # a flip can make of one, and is never shown
+                self._report(DamagedRecord(_shown(rid), "", f"{n} record(s) with a damaged "
+                                           f"status {_shown(status)!r}"))
         for d in self._missing(runs, counts, runs):
             self._report(d)
         return counts

@@ -2,6 +2,8 @@
 version, the tables, and the upgrade an older file gets when a writer opens it."""
 from __future__ import annotations
 
+import functools
+
 from ..records import METRIC_COLUMNS
 from .sealing import seal_all_unsealed
 
@@ -102,6 +104,34 @@ CREATE TABLE IF NOT EXISTS meta (        -- sealed facts about the file itself
     checksum TEXT
 );
 """
+
+
+def missing_columns(c, version: int) -> list[str]:
+    """Columns a file of `version` must have and lacks ("table.column"): a damaged
+    schema text (a flipped letter renames a column) is refused, never half read."""
+    want = _expected_columns()
+    if version < SCHEMA_VERSION:  # an older file lacks what came later
+        later = {(t, col) for t, col, _ in _ADDED_COLUMNS} | {("records", "checksum")}
+        want = {t: [col for col in cols if (t, col) not in later] for t, cols in want.items()}
+        want.pop("meta")
+    out = []
+    for table, cols in want.items():
+        have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+        out += [f"{table}.{col}" for col in cols if col not in have]
+    return out
+
+
+@functools.cache
+def _expected_columns() -> dict[str, list[str]]:
+    import sqlite3
+
+    mem = sqlite3.connect(":memory:")
+    mem.executescript(_SCHEMA)
+    tables = [r[0] for r in mem.execute("SELECT name FROM sqlite_master WHERE type='table'"
+                                        " AND name NOT LIKE 'sqlite_%'")]
+    out = {t: [r[1] for r in mem.execute(f"PRAGMA table_info({t})")] for t in tables}
+    mem.close()
+    return out
 
 
 def _upgrade(c) -> None:
