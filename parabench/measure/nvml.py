@@ -89,7 +89,8 @@ def query_any(fn_names, *args):
 
 
 #: nvmlValueType_t -> the member of the value union that holds it
-_VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal"}
+_VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal",
+                  6: "usVal"}
 
 
 def field_value(h, field_id: int, name: str):

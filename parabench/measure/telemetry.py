@@ -23,7 +23,7 @@ The sampler (every 50 ms) records, per sample: board power, NVML's utilisation r
 read in one call, SM clock, temperature, memory used and the clock-event ("throttle")
 reasons. Power is NVML's instantaneous field (NVML_FI_DEV_POWER_INSTANT) where the
 driver has it: since Ampere nvmlDeviceGetPowerUsage is a one-second average, which a
-15 ms sampler only resamples; `power_source` says which was read. The utilisation
+50 ms sampler only resamples; `power_source` says which was read. The utilisation
 rates are named for what NVML measures: `gpu_busy_pct`, the share of the last sample
 period in which any kernel ran (not SM occupancy: one tiny kernel counts as busy), and
 `mem_busy_pct`, the share in which device memory was read or written. `throttled` is
