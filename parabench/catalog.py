@@ -27,7 +27,8 @@ from functools import cache
 from .config import FAMILIES, RESNET_STANDARD_DEPTHS, WIDTHS, Width
 from .errors import UsageError
 
-__all__ = ["build", "check", "compute_kind", "depth_meaning", "model_info", "paraformer_shape", "resnet_layers"]
+__all__ = ["build", "check", "compute_kind", "depth_meaning", "model_info", "paraformer_shape",
+           "resnet_layers"]
 
 _RESNET_BLOCKS = {18: "basic", 34: "basic", 50: "bottleneck", 101: "bottleneck", 152: "bottleneck"}
 _RESNET_LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),

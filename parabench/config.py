@@ -85,6 +85,8 @@ class Sweep:
     width: str = "tiny"
     img_size: int = 32
     warmup: int = 3
+    #: least warm-up in seconds; None: measure.timing's device default (0.2 s on CUDA)
+    warmup_s: float | None = None
     min_samples: int = 10
     max_samples: int = 200
     min_time_s: float = 0.25
@@ -132,6 +134,9 @@ class Sweep:
             )
         if not math.isfinite(self.min_time_s) or self.min_time_s < 0:
             raise UsageError(f"min time must be a finite number >= 0 s, got {self.min_time_s}")
+        if self.warmup_s is not None and not 0 <= self.warmup_s <= MAX_WARMUP_S:
+            raise UsageError(f"warm-up time must be between 0 and {MAX_WARMUP_S} s, got "
+                             f"{self.warmup_s}")
         if self.threads is not None:
             _check_range("threads", self.threads, 1, os.cpu_count() or 1,
                          why="this machine's CPU count")
@@ -164,6 +169,7 @@ class Sweep:
 MAX_DEPTH = 4096
 MAX_BATCH = 1 << 24
 MAX_IMG_SIZE = 8192
+MAX_WARMUP_S = 600.0
 _TUPLE_FIELDS = ("families", "depths", "batches", "dtypes", "modes", "workloads")
 _INT_FIELDS = ("img_size", "warmup", "min_samples", "max_samples")
 
@@ -187,8 +193,11 @@ def _check_types(s: Sweep) -> None:
     for f in _INT_FIELDS:
         if not _is_int(getattr(s, f)):
             raise UsageError(f"{f}: expected an integer, got {getattr(s, f)!r}")
-    if not isinstance(s.min_time_s, (int, float)) or isinstance(s.min_time_s, bool):
-        raise UsageError(f"min_time_s: expected a number of seconds, got {s.min_time_s!r}")
+    for f in ("min_time_s", "warmup_s"):
+        v = getattr(s, f)
+        if (v is not None or f == "min_time_s") and (
+                not isinstance(v, (int, float)) or isinstance(v, bool)):
+            raise UsageError(f"{f}: expected a number of seconds, got {v!r}")
     if s.threads is not None and not _is_int(s.threads):
         raise UsageError(f"threads: expected an integer, got {s.threads!r}")
     for f in ("device", "width", "name"):

@@ -79,11 +79,13 @@ def measure_point(point: Point, sweep: Sweep, *, passes=(), run_id="", store=Non
         )
         pm = PeakMemory(sweep.device)  # opened by prepared(), before capture or compile
         with prepared(point, sweep, peak=pm) as prep:
+            conditions = {}  # warm-up calls and seconds, the SM clock on CUDA
             rec.samples_ms = measure(
-                prep.step, device=sweep.device, warmup=sweep.warmup,
+                prep.step, device=sweep.device, warmup=sweep.warmup, warmup_s=sweep.warmup_s,
                 min_samples=sweep.min_samples, max_samples=sweep.max_samples,
-                min_time_s=sweep.min_time_s,
+                min_time_s=sweep.min_time_s, conditions=conditions,
             )
+            rec.extra.update(conditions)
             mem = pm.result()
             rec.extra.update(prep.evidence())
             rec.peak_mem_allocated = mem["peak_mem_allocated"]

@@ -63,7 +63,6 @@ REASONS = {
 }
 #: the reasons that mean the GPU ran slower than it could have
 PERF_LIMITING = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
-_CLOCK_SM = 1  # NVML_CLOCK_SM
 _TEMPERATURE_GPU = 0  # NVML_TEMPERATURE_GPU
 _REASON_CALLS = ("nvmlDeviceGetCurrentClocksEventReasons",
                  "nvmlDeviceGetCurrentClocksThrottleReasons")
@@ -103,7 +102,7 @@ def _readers(h):
     return {
         "power": _power_reader(h),
         "utilisation": utilisation,
-        "sm_clock": one("sm_clock_mhz", "nvmlDeviceGetClockInfo", _CLOCK_SM),
+        "sm_clock": one("sm_clock_mhz", "nvmlDeviceGetClockInfo", nvml.CLOCK_SM),
         "temperature": one("temp_c", "nvmlDeviceGetTemperature", _TEMPERATURE_GPU),
         "mem_used": mem_used,
         "reasons": reasons,
