@@ -44,13 +44,15 @@ import torch
 
 try:
     import paraformer
-except ImportError:  # running from a checkout without the package installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+except ImportError:  # a checkout without the package installed (a bare GPU image)
+    _ROOT = Path(__file__).resolve().parents[1]
+    sys.path[:0] = [str(_ROOT), str(_ROOT / "models")]
     import paraformer
 
 import paraformer.epilogue  # noqa: E402  (its USE_KERNEL switch is fused-2pass)
 
 from parabench.config import WIDTHS  # noqa: E402  (the project's one table of widths)
+from parabench.measure.timing import warm_up, warmup_seconds  # noqa: E402
 from parabench.workloads import capture_graph  # noqa: E402  (the one CUDA-graph capture)
 
 EXECS = ("loop", "fused", "fused-2pass", "least-work", "twin", "vit")
@@ -230,6 +232,8 @@ def measure_group(mode, width, batch, K, execs, args, device, dtype, cuda) -> li
             with torch.inference_mode():
                 outs[e] = fn()
                 timers[e] = graph_timer(fn) if mode == "graph" else eager_timer(fn, cuda)
+                # the runner's warm-up: on CUDA at least 0.2 s, so the clock has ramped
+                warm_up(lambda e=e: timers[e](1), device, 2, warmup_seconds(device, None))
                 warm = timers[e](2)
             rows[e]["_per_call"] = statistics.median(warm)
         except Exception as exc:  # noqa: BLE001  (any failure becomes a row; the sweep goes on)

@@ -117,7 +117,7 @@ def test_the_per_call_estimate_leaves_out_the_first_slow_calls():
         state["n"] += 1
         time.sleep(0.05 if state["n"] == 1 else 0.001)
 
-    done, elapsed, per_call = timing._warm_up(fn, "cpu", 6, 0.0)
+    done, elapsed, per_call = timing.warm_up(fn, "cpu", 6, 0.0)
     assert done == 6 and elapsed >= 0.05 and per_call < 0.01
 
 

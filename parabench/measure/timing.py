@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 from .device import sync
 
-__all__ = ["CUDA_WARMUP_S", "estimate_calls", "make_input", "measure", "warmup_seconds"]
+__all__ = ["CUDA_WARMUP_S", "estimate_calls", "make_input", "measure", "warm_up",
+           "warmup_seconds"]
 
 #: the least warm-up on a GPU, in seconds of device time (clocks ramp up under load)
 CUDA_WARMUP_S = 0.2
@@ -71,7 +72,7 @@ def measure(
     `conditions`, a dict, receives how the warm-up went (calls, seconds) and on CUDA the
     SM clock (MHz, via NVML) when the timed window opens and closes."""
     seconds = warmup_seconds(device, warmup_s)
-    calls, elapsed, per_call = _warm_up(fn, device, warmup, seconds)
+    calls, elapsed, per_call = warm_up(fn, device, warmup, seconds)
     n = estimate_calls(
         per_call, min_samples=min_samples, max_samples=max_samples, min_time_s=min_time_s
     )
@@ -89,7 +90,7 @@ def measure(
     return out
 
 
-def _warm_up(fn, device: str, calls: int, seconds: float) -> tuple[int, float, float]:
+def warm_up(fn, device: str, calls: int, seconds: float) -> tuple[int, float, float]:
     """Run `fn` at least `calls` times and for at least `seconds` (synchronising on a GPU,
     so the time is the device's, not the launches'). Returns (calls made, seconds taken,
     seconds per call of the later half: the first calls carry one-off costs)."""
