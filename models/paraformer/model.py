@@ -2,62 +2,16 @@
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from .checks import EXECUTIONS, POOLS, RESIDUALS, choice, execution_for, pair, positive_int, rate
 from .fused import refresh_folds
 from .layers import ParallelBlock
 
 __all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "ParaFormer"]
-
-EXECUTIONS = ("loop", "fused", "least-work")
-RESIDUALS = ("authors", "prenorm")
-POOLS = ("cls", "mean")
-
-
-def _pair(name: str, value: Any) -> tuple[int, int]:
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        out = tuple(value)
-    else:
-        out = (value, value)
-    for v in out:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int (or a pair of them), got {value!r}")
-    return out  # type: ignore[return-value]
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
-
-
-def _rate(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
-    return float(value)
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
-
-
-def _execution(execution: Any, pool: str) -> str:
-    execution = _choice("execution", execution, EXECUTIONS)
-    if execution == "least-work" and pool != "cls":
-        raise ValueError(
-            f"execution='least-work' needs pool='cls' (it computes the CLS row of the last "
-            f"blocks only), got pool={pool!r}"
-        )
-    return execution
-
 
 class ParaFormer(nn.Module):
     """Para-Former: K parallel transformer branches on a shared embedding, summed.
@@ -142,31 +96,31 @@ class ParaFormer(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        img = _pair("img_size", img_size)
-        patch = _pair("patch_size", patch_size)
+        img = pair("img_size", img_size)
+        patch = pair("patch_size", patch_size)
         if img[0] % patch[0] or img[1] % patch[1]:
             raise ValueError(
                 f"img_size {img_size!r} must be divisible by patch_size {patch_size!r}"
             )
-        in_chans = _positive_int("in_chans", in_chans)
+        in_chans = positive_int("in_chans", in_chans)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
-        embed_dim = _positive_int("embed_dim", embed_dim)
-        num_heads = _positive_int("num_heads", num_heads)
-        head_dim = _positive_int("head_dim", head_dim)
-        mlp_dim = _positive_int("mlp_dim", mlp_dim)
+        embed_dim = positive_int("embed_dim", embed_dim)
+        num_heads = positive_int("num_heads", num_heads)
+        head_dim = positive_int("head_dim", head_dim)
+        mlp_dim = positive_int("mlp_dim", mlp_dim)
         if embed_dim % num_heads:
             raise ValueError(
                 f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
             )
-        num_branches = _positive_int("num_branches", num_branches)
-        branch_depth = _positive_int("branch_depth", branch_depth)
-        residual = _choice("residual", residual, RESIDUALS)
-        pool = _choice("pool", pool, POOLS)
-        drop_rate = _rate("drop_rate", drop_rate)
-        attn_drop_rate = _rate("attn_drop_rate", attn_drop_rate)
-        emb_drop_rate = _rate("emb_drop_rate", emb_drop_rate)
-        execution = _execution(execution, pool)
+        num_branches = positive_int("num_branches", num_branches)
+        branch_depth = positive_int("branch_depth", branch_depth)
+        residual = choice("residual", residual, RESIDUALS)
+        pool = choice("pool", pool, POOLS)
+        drop_rate = rate("drop_rate", drop_rate)
+        attn_drop_rate = rate("attn_drop_rate", attn_drop_rate)
+        emb_drop_rate = rate("emb_drop_rate", emb_drop_rate)
+        execution = execution_for(execution, pool)
 
         fk = {"device": device, "dtype": dtype}
         self.img_size = img
@@ -235,7 +189,7 @@ class ParaFormer(nn.Module):
 
     def set_execution(self, execution: str) -> ParaFormer:
         """Switch to another of :data:`EXECUTIONS` (same parameters); returns self."""
-        self.execution = _execution(execution, self.pool)
+        self.execution = execution_for(execution, self.pool)
         return self
 
     @property
