@@ -5,8 +5,8 @@ from __future__ import annotations
 from numbers import Real
 from typing import Any
 
-__all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "branch_group", "choice", "execution_for", "pair",
-           "positive_int", "rate"]
+__all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "choice", "execution_for", "pair",
+           "optional_group", "positive_int", "rate"]
 
 EXECUTIONS = ("loop", "fused", "least-work")
 RESIDUALS = ("authors", "prenorm")
@@ -54,6 +54,6 @@ def execution_for(execution: Any, pool: str) -> str:
     return execution
 
 
-def branch_group(value: Any) -> int | None:
+def optional_group(value: Any) -> int | None:
     """``None`` (the plan of :mod:`paraformer.groups` decides) or a group size >= 1."""
     return None if value is None else positive_int("branch_group", value)

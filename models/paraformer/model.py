@@ -7,8 +7,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checks import EXECUTIONS, POOLS, RESIDUALS, choice, execution_for, pair, positive_int, rate
+from .checks import (
+    EXECUTIONS,
+    POOLS,
+    RESIDUALS,
+    choice,
+    execution_for,
+    optional_group,
+    pair,
+    positive_int,
+    rate,
+)
 from .fused import refresh_folds
+from .groups import branch_plan, run_levels
 from .layers import ParallelBlock
 
 __all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "ParaFormer"]
@@ -41,7 +52,8 @@ class ParaFormer(nn.Module):
       independent of K), planned in :mod:`paraformer.fused`: LayerNorm affine
       folded into the next GEMM, the shared first level's q and k|v for all
       branches as two plain GEMMs, attention over B sequences of K*H heads,
-      one sum over K at the end;
+      one sum over K at the end; on a CPU the branches go through in groups
+      sized to the last-level cache (:mod:`paraformer.groups`);
     * ``execution="least-work"`` (``pool="cls"`` only): fused, with each
       branch's last block computing keys and values for every token and the
       rest for the CLS row only, the row the head reads. Same output, fewer
@@ -71,6 +83,9 @@ class ParaFormer(nn.Module):
         attn_drop_rate: dropout on the attention probabilities.
         emb_drop_rate: dropout on the embedded tokens.
         execution: ``"loop"``, ``"fused"`` or ``"least-work"`` (needs ``pool="cls"``).
+        branch_group: branches the fused levels run at once; ``None`` (default): the
+            rule of :mod:`paraformer.groups` (cache or device memory against the largest
+            activation); an int forces it (capped at K). Same function at every value.
         device, dtype: factory arguments for the parameters.
     """
 
@@ -92,6 +107,7 @@ class ParaFormer(nn.Module):
         attn_drop_rate: float = 0.0,
         emb_drop_rate: float = 0.1,
         execution: str = "fused",
+        branch_group: int | None = None,
         device=None,
         dtype=None,
     ) -> None:
@@ -143,6 +159,7 @@ class ParaFormer(nn.Module):
         self.attn_drop_rate = attn_drop_rate
         self.emb_drop_rate = emb_drop_rate
         self.execution = execution
+        self.branch_group = optional_group(branch_group)
 
         self.patch_embed = nn.Linear(self.patch_dim, embed_dim, **fk)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim, **fk))
@@ -243,21 +260,21 @@ class ParaFormer(nn.Module):
         With ``cls_only`` the last level computes the CLS rows only: ``[K, B, D]``.
         """
         self._prepare_compiled_folds()
-        return self._levels(x0, cls_only)
+        return run_levels(self, x0, cls_only)
 
     def _prepare_compiled_folds(self) -> None:
         """Inside torch.compile, update the levels' folded weights eagerly first (one
         graph break before any graph), so the compiled graph reads them instead of
         recomputing them from the parameters on every call. Every public entry that
-        runs the fused levels calls this first; they run the levels with ``_levels``."""
+        runs the fused levels calls this first; they run the levels with ``run_levels``."""
         if torch.compiler.is_compiling():
             refresh_folds(self.blocks)
 
-    def _levels(self, x: Tensor, cls_only: bool) -> Tensor:
-        last = len(self.blocks) - 1
-        for i, blk in enumerate(self.blocks):
-            x = blk.forward_fused(x, cls_only=cls_only and i == last)
-        return x
+    def branch_plan(self, batch: int, dtype=None, device=None) -> dict:
+        """The fused group size for ``batch`` images and the rule's inputs (for records)."""
+        p = self.cls_token
+        return branch_plan(self, batch, dtype or p.dtype, torch.device(device or p.device),
+                           cls_only=self.execution == "least-work")
 
     def forward_branch(self, x0: Tensor, k: int) -> Tensor:
         """Branch ``k`` alone on x0 ``[B, N+1, D]`` -> ``[B, N+1, D]``."""
@@ -283,8 +300,8 @@ class ParaFormer(nn.Module):
         self._prepare_compiled_folds()
         x0 = self.embed(x)
         if self.execution == "least-work":
-            return self._levels(x0, cls_only=True).sum(0).unsqueeze(1)
-        return self._levels(x0, cls_only=False).sum(0)
+            return run_levels(self, x0, True, lambda z: z.sum(0)).unsqueeze(1)
+        return run_levels(self, x0, False, lambda z: z.sum(0))
 
     def forward_head(self, y: Tensor, pre_logits: bool = False) -> Tensor:
         """Branch sum ``[B, N+1, D]`` -> pooled, normalised -> logits."""
@@ -298,13 +315,12 @@ class ParaFormer(nn.Module):
         self._prepare_compiled_folds()
         x0 = self.embed(x)
         if self.execution == "least-work":
-            return self.head(self.norm(self._levels(x0, cls_only=True).sum(0)))
-        z = self._levels(x0, cls_only=False)  # [K, B, N+1, D]
-        # One reduction over K, restricted to what the head reads.
+            return self.head(self.norm(run_levels(self, x0, True, lambda z: z.sum(0))))
+        # One reduction over K per group, restricted to what the head reads.
         if self.pool == "cls":
-            y = z[:, :, 0].sum(0)
+            y = run_levels(self, x0, False, lambda z: z[:, :, 0].sum(0))
         else:
-            y = z.sum((0, 2)) / z.shape[2]
+            y = run_levels(self, x0, False, lambda z: z.sum((0, 2))) / x0.shape[1]
         return self.head(self.norm(y))
 
     def extra_repr(self) -> str:
