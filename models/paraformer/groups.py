@@ -100,7 +100,7 @@ def branch_plan(model, batch: int, dtype: torch.dtype, device: torch.device,
     K, width = model.num_branches, max(model.mlp_dim, 3 * model.num_heads * model.head_dim)
     if cls_only and model.branch_depth == 1:  # the one level's FFN runs on the CLS row
         width = 2 * model.num_heads * model.head_dim
-    per_branch = batch * model.num_tokens * width * torch.empty((), dtype=dtype).element_size()
+    per_branch = batch * model.num_tokens * width * dtype.itemsize
     if device.type == "cuda":
         budget, source = int(CUDA_FRACTION * _cuda_memory(device)), "cuda memory"
     else:
