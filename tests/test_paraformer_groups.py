@@ -108,6 +108,8 @@ def test_the_rule_fills_the_budget_and_stays_within_one_and_k():
     assert groups.choose_group(12, 10, 9) == 1  # one branch beyond the budget: the loop's
     assert groups.choose_group(12, 10, 10**6) == 12
     assert groups.choose_group(1, 10**9, 1) == 1
+    assert groups.choose_group(24, 10, 130) == 12  # two groups either way: evened out
+    assert groups.choose_group(12, 10, 50) == 4  # room for 5: three groups of 4
 
 
 def test_plan_at_vit_s_width_shrinks_the_group_with_the_batch(monkeypatch):
@@ -140,7 +142,8 @@ def test_cuda_plan_runs_every_branch_unless_a_quarter_of_memory_is_exceeded(monk
     gpu = torch.device("cuda", 0)
     assert m.branch_plan(256, torch.bfloat16, gpu)["fused_group"] == 48  # 7.4 GB < 20 GiB
     big = m.branch_plan(2048, torch.bfloat16, gpu)  # 1.24 GB a branch
-    assert big["fused_group"] == 20 * 2**30 // (2048 * 197 * 1536 * 2) == 17
+    assert 20 * 2**30 // (2048 * 197 * 1536 * 2) == 17  # room for 17: three groups of 16
+    assert big["fused_group"] == 16
     assert big["fused_group_rule"] == "cuda memory"
 
 

@@ -29,6 +29,9 @@ level, before and after this plan, are in :func:`paraformer.analytic.level_traff
   fc1 output instead of allocating another ``[K, B*N, M]`` (on CPU a fresh buffer of
   that size comes from the OS, page faults included, on every forward).
 
+A level runs branches ``span`` (all K, or one group of :mod:`paraformer.groups`, which
+sizes groups to the cache) with views of the stacked weights: the same plan per group.
+
 ``cls_only=True`` is the least-work last level: the head reads only the CLS row of the
 branch sum, so keys and values are needed for every token but queries, projection,
 residual, LN2 and the FFN only for the CLS row. The output is then ``[K, B, D]``.
