@@ -40,13 +40,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .fused import fused_level
+from .fused import fused_level, refresh_folds
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = ["CACHE_BYTES", "CACHE_FRACTION", "CACHE_SOURCE", "branch_plan", "choose_group",
-           "run_levels"]
+           "prepare_compiled", "run_levels"]
 
 #: Used when the machine reports no cache size (8 MiB: a common last-level cache).
 DEFAULT_CACHE_BYTES = 8 * 2**20
@@ -95,6 +95,16 @@ def _cuda_memory(device: torch.device) -> int:
     if index not in _CUDA_MEMORY:
         _CUDA_MEMORY[index] = torch.cuda.get_device_properties(index).total_memory
     return _CUDA_MEMORY[index]
+
+
+@torch.compiler.disable
+def prepare_compiled(model) -> None:
+    """Eagerly, before the compiled levels (one graph break): bring the folds up to date
+    and learn the device's memory, so the traced plan reads constants only."""
+    refresh_folds(model.blocks)
+    device = model.cls_token.device
+    if device.type == "cuda":
+        _cuda_memory(device)
 
 
 def choose_group(num_branches: int, per_branch_bytes: int, budget_bytes: int) -> int:

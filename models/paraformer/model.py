@@ -18,8 +18,7 @@ from .checks import (
     positive_int,
     rate,
 )
-from .fused import refresh_folds
-from .groups import branch_plan, run_levels
+from .groups import branch_plan, prepare_compiled, run_levels
 from .layers import ParallelBlock
 
 __all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "ParaFormer"]
@@ -268,7 +267,7 @@ class ParaFormer(nn.Module):
         recomputing them from the parameters on every call. Every public entry that
         runs the fused levels calls this first; they run the levels with ``run_levels``."""
         if torch.compiler.is_compiling():
-            refresh_folds(self.blocks)
+            prepare_compiled(self)
 
     def branch_plan(self, batch: int, dtype=None, device=None) -> dict:
         """The fused group size for ``batch`` images and the rule's inputs (for records)."""
