@@ -41,7 +41,7 @@ run_step() {
     first) $PY scripts/first_light.py --out "$OUT" --work "$WORK/first" \
              --device "${FIRST_DEVICE:-cuda}" ;;
     env) $PY -m parabench env ;;
-    tests) $PY -m pytest -q -m gpu -rs -p no:cacheprovider ;;
+    tests) $PY -m pytest -q -m gpu -rs -p no:cacheprovider $(grep -l "mark.gpu" tests/test_*.py) ;;
     bench) $PY scripts/bench_paraformer.py --device cuda --out "$WORK/bench_paraformer.csv" ;;
     paper) $PY -m parabench run --preset paper --db "$WORK/paper.db" --no-progress \
              --point-timeout 60 ;;
