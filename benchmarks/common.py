@@ -102,6 +102,6 @@ def latency_samples_s(step) -> dict:
     from parabench.measure.timing import measure
 
     s = SWEEP
-    ms = measure(step, device=s.device, warmup=s.warmup, min_samples=s.min_samples,
-                 max_samples=s.max_samples, min_time_s=s.min_time_s)
+    ms = measure(step, device=s.device, warmup=s.warmup, warmup_s=s.warmup_s,
+                 min_samples=s.min_samples, max_samples=s.max_samples, min_time_s=s.min_time_s)
     return {"samples": [t / 1e3 for t in ms], "number": 1}

@@ -293,8 +293,9 @@ def parallel_over_serial(df: pd.DataFrame) -> pd.DataFrame:
         "median_ms", "serial_median_ms", "ratio", "flops_ratio"]
     if ok.empty:
         return pd.DataFrame(columns=cols)
+    busy = {"busy": ("busy", lambda s: any(v is True for v in s))} if "busy" in ok else {}
     agg = ok.groupby(["family"] + keys, as_index=False, dropna=False).agg(
-        median_ms=("median_ms", "median"), flops=("flops", "median"))
+        median_ms=("median_ms", "median"), flops=("flops", "median"), **busy)
     out = []
     for fam, twin in ((f, t) for f, twins in SERIAL_TWIN.items() for t in twins):
         par = agg[agg["family"] == fam]
@@ -309,7 +310,9 @@ def parallel_over_serial(df: pd.DataFrame) -> pd.DataFrame:
         m["ratio"] = m["median_ms"] / m["serial_median_ms"]
         m["flops_ratio"] = pd.to_numeric(m["flops"], errors="coerce") / pd.to_numeric(
             m["flops_serial"], errors="coerce")
-        out.append(m[cols])
+        if busy:  # either side measured beside other heavy work (parabench.measure.load)
+            m["busy"] = m["busy"] | m["busy_serial"]
+        out.append(m[cols + list(busy)])
     if not out:
         return pd.DataFrame(columns=cols)
     return pd.concat(out, ignore_index=True).sort_values(

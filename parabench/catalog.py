@@ -27,7 +27,8 @@ from functools import cache
 from .config import FAMILIES, RESNET_STANDARD_DEPTHS, WIDTHS, Width
 from .errors import UsageError
 
-__all__ = ["build", "check", "depth_meaning", "model_info", "paraformer_shape", "resnet_layers"]
+__all__ = ["build", "check", "compute_kind", "depth_meaning", "model_info", "paraformer_shape",
+           "resnet_layers"]
 
 _RESNET_BLOCKS = {18: "basic", 34: "basic", 50: "bottleneck", 101: "bottleneck", 152: "bottleneck"}
 _RESNET_LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),
@@ -56,6 +57,12 @@ def resnet_layers(depth: int) -> tuple[str, tuple[int, int, int, int]]:
 def paraformer_shape(family: str, depth: int) -> tuple[int, int]:
     """(branches K, branch_depth) of a Para-Former family at `depth` layers."""
     return (1, depth) if family == "paraformer-serial" else (depth, 1)
+
+
+def compute_kind(family: str) -> str:
+    """What a family's heavy kernels are: "conv" (ResNet) or "matmul" (the transformers).
+    On CUDA float32 each has its own TF32 switch, so its own measured peak."""
+    return "conv" if family == "resnet" else "matmul"
 
 
 def depth_meaning(family: str, depth: int) -> dict | None:

@@ -85,6 +85,8 @@ class Sweep:
     width: str = "tiny"
     img_size: int = 32
     warmup: int = 3
+    #: least warm-up in seconds; None: measure.timing's device default (0.2 s on CUDA)
+    warmup_s: float | None = None
     min_samples: int = 10
     max_samples: int = 200
     min_time_s: float = 0.25
@@ -134,6 +136,9 @@ class Sweep:
         if not 0 <= self.min_time_s <= MAX_MIN_TIME_S:  # also refuses nan
             raise UsageError(f"min time must be a finite number between 0 and {MAX_MIN_TIME_S} s, got "
                              f"{self.min_time_s}")
+        if self.warmup_s is not None and not 0 <= self.warmup_s <= MAX_WARMUP_S:
+            raise UsageError(f"warm-up time must be between 0 and {MAX_WARMUP_S} s, got "
+                             f"{self.warmup_s}")
         if self.threads is not None:
             _check_range("threads", self.threads, 1, os.cpu_count() or 1,
                          why="this machine's CPU count")
@@ -167,6 +172,7 @@ MAX_DEPTH = 4096
 MAX_BATCH = 1 << 24
 MAX_IMG_SIZE = 8192
 MAX_WARMUP, MAX_SAMPLES, MAX_MIN_TIME_S = 100_000, 1_000_000, 3600  # per point
+MAX_WARMUP_S = 600.0
 #: What a sweep file may be: a regular file (not a FIFO that never ends, not /dev/zero)
 #: of at most this size, nested at most as deep as Python's parser can follow.
 MAX_SWEEP_FILE = 1 << 20
@@ -193,8 +199,11 @@ def _check_types(s: Sweep) -> None:
     for f in _INT_FIELDS:
         if not _is_int(getattr(s, f)):
             raise UsageError(f"{f}: expected an integer, got {getattr(s, f)!r}")
-    if not isinstance(s.min_time_s, (int, float)) or isinstance(s.min_time_s, bool):
-        raise UsageError(f"min_time_s: expected a number of seconds, got {s.min_time_s!r}")
+    for f in ("min_time_s", "warmup_s"):
+        v = getattr(s, f)
+        if (v is not None or f == "min_time_s") and (
+                not isinstance(v, (int, float)) or isinstance(v, bool)):
+            raise UsageError(f"{f}: expected a number of seconds, got {v!r}")
     if s.threads is not None and not _is_int(s.threads):
         raise UsageError(f"threads: expected an integer, got {s.threads!r}")
     for f in ("device", "width", "name"):

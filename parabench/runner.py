@@ -67,6 +67,9 @@ def preflight(sweep: Sweep) -> Sweep:
 
 def measure_point(point: Point, sweep: Sweep, *, passes=(), run_id="", store=None) -> Record:
     """Measure one point; never raises except KeyboardInterrupt/SystemExit."""
+    import torch
+
+    from .measure.load import LoadWindow
     from .measure.memory import PeakMemory
     from .measure.prepare import PointUnsupported, prepared
     from .measure.timing import measure
@@ -79,12 +82,18 @@ def measure_point(point: Point, sweep: Sweep, *, passes=(), run_id="", store=Non
         )
         pm = PeakMemory(sweep.device)  # opened by prepared(), before capture or compile
         with prepared(point, sweep, peak=pm) as prep:
-            rec.samples_ms = measure(
-                prep.step, device=sweep.device, warmup=sweep.warmup,
-                min_samples=sweep.min_samples, max_samples=sweep.max_samples,
-                min_time_s=sweep.min_time_s,
-            )
+            # how loaded the machine was while the samples were taken: every figure says
+            conditions = {}  # warm-up calls and seconds, the SM clock on CUDA
+            with LoadWindow(sweep.threads or torch.get_num_threads()) as load:
+                rec.samples_ms = measure(
+                    prep.step, device=sweep.device, warmup=sweep.warmup,
+                    warmup_s=sweep.warmup_s, min_samples=sweep.min_samples,
+                    max_samples=sweep.max_samples, min_time_s=sweep.min_time_s,
+                    conditions=conditions,
+                )
+            rec.extra.update(conditions)
             mem = pm.result()
+            rec.extra.update(load.result())
             rec.extra.update(prep.evidence())
             rec.peak_mem_allocated = mem["peak_mem_allocated"]
             rec.peak_mem_reserved = mem["peak_mem_reserved"]

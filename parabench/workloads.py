@@ -20,7 +20,7 @@ import shutil
 from collections.abc import Callable
 
 __all__ = ["COMPILE_BACKEND", "CompileFellBack", "capture_graph", "compile_evidence", "make_step",
-           "unsupported"]
+           "side_stream", "unsupported"]
 
 #: torch.compile's backend for `compile` points (tests switch to "eager" to stay fast)
 COMPILE_BACKEND = "inductor"
@@ -74,20 +74,37 @@ def _train_step(model, x, num_classes: int) -> Callable[[], object]:
     return step
 
 
+#: one side stream per CUDA device for every capture in the process: cuBLAS keeps a
+#: workspace (32 MiB on Hopper) per handle *and stream* in the caching allocator, and
+#: empty_cache() cannot free it, so a new stream per point left one more workspace
+#: reserved after every graph point and each peak grew with the points before it
+_side_streams: dict = {}
+
+
+def side_stream():
+    """This device's capture stream, made once."""
+    import torch
+
+    index = torch.cuda.current_device()
+    if index not in _side_streams:
+        _side_streams[index] = torch.cuda.Stream()
+    return _side_streams[index]
+
+
 def capture_graph(fn: Callable[[], object]):
     """Capture ``fn()`` in a CUDA graph after warming it up on a side stream (as the
     capture API requires). Returns the graph and what ``fn`` returned while captured:
     tensors in the graph's pool, which each replay rewrites."""
     import torch
 
-    side = torch.cuda.Stream()
+    side = side_stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side), torch.no_grad():
         for _ in range(3):
             fn()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.no_grad(), torch.cuda.graph(graph):
+    with torch.no_grad(), torch.cuda.graph(graph, stream=side):
         out = fn()
     return graph, out
 

@@ -5,10 +5,17 @@ For each (mode, width, batch, K) every execution is built once and then timed in
 rounds, A B C D E A B C D E ..., the order rotating each round, so that a machine whose
 speed drifts (a shared CPU, a GPU warming up) slows every execution alike. Each round
 gives every execution the same number of calls; the ratios are taken round by round
-and reported as median and range. Executions:
+and reported as median and range. Every row records the 1-minute load average before
+and after its group's rounds, the CPU seconds other processes used meanwhile, and
+`busy` when the load exceeded the threads + 0.5 (parabench.measure.load): such figures
+are not the machine's, and the table marks them. Fused rows record their branch group
+(fused_group) and the rule's inputs. Executions:
 
   loop        Para-Former, branch after branch (the authors' single-device algorithm)
-  fused       Para-Former, all branches in one pass (same weights as loop)
+  fused       Para-Former, branches in groups sized to the cache (paraformer.groups: all
+              of them at once on a GPU or where they fit; same weights as loop)
+  fused-all   fused with every branch in one group whatever the cache (the plan before
+              issue 24; shows what the grouping buys)
   fused-2pass fused with fc1's bias and GELU as two eager passes instead of the one-pass
               kernel (CUDA only: on CPU the kernel never runs, so it equals fused)
   least-work  fused, computing only what the CLS head reads (same weights; fewer FLOPs)
@@ -44,22 +51,29 @@ import torch
 
 try:
     import paraformer
-except ImportError:  # running from a checkout without the package installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+except ImportError:  # a checkout without the package installed (a bare GPU image)
+    _ROOT = Path(__file__).resolve().parents[1]
+    sys.path[:0] = [str(_ROOT), str(_ROOT / "models")]
     import paraformer
 
 import paraformer.epilogue  # noqa: E402  (its USE_KERNEL switch is fused-2pass)
+import paraformer.groups  # noqa: E402  (the branch-group rule's cache size, for the header)
 
 from parabench.config import WIDTHS  # noqa: E402  (the project's one table of widths)
+from parabench.measure.load import LoadWindow, load_text  # noqa: E402
+from parabench.measure.timing import warm_up, warmup_seconds  # noqa: E402
 from parabench.workloads import capture_graph  # noqa: E402  (the one CUDA-graph capture)
 
-EXECS = ("loop", "fused", "fused-2pass", "least-work", "twin", "vit")
+EXECS = ("loop", "fused", "fused-all", "fused-2pass", "least-work", "twin", "vit")
+PARA = ("loop", "fused", "fused-all", "fused-2pass", "least-work")  # one shared ParaFormer
+PLAN = ("fused_group", "fused_branch_bytes", "fused_budget_bytes", "fused_group_rule")
+LOAD = ("load_1m_before", "load_1m_after", "other_cpu_s", "busy")
 #: Ratios reported per row: this execution's latency over the reference's, per round.
-REFERENCES = ("loop", "fused-2pass", "twin", "vit")
+REFERENCES = ("loop", "fused-all", "fused-2pass", "twin", "vit")
 FIELDS = [
     "device", "dtype", "mode", "width", "embed_dim", "batch", "K", "branch_depth", "layers",
     "critical_path", "exec", "status", "error", "ms", "p10_ms", "p90_ms", "calls", "rounds",
-    "ms_rounds", "mflop_per_image", "max_rel_err_vs_loop",
+    "ms_rounds", "mflop_per_image", "max_rel_err_vs_loop", *PLAN, *LOAD,
 ] + [f"ratio_{r}_{s}" for r in REFERENCES for s in ("median", "min", "max")]
 
 
@@ -192,6 +206,14 @@ def graph_timer(fn):
 
 
 # -- the sweep --------------------------------------------------------------------------------
+def switch(model, e: str):
+    """Set the shared ParaFormer to execution ``e`` of PARA; returns it."""
+    model.set_execution(e if e in ("loop", "least-work") else "fused")
+    model.branch_group = model.num_branches if e == "fused-all" else None
+    paraformer.epilogue.USE_KERNEL = e != "fused-2pass"
+    return model
+
+
 def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     a, b = a.float(), b.float()
     return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
@@ -212,16 +234,17 @@ def measure_group(mode, width, batch, K, execs, args, device, dtype, cuda) -> li
     para, timers, outs = None, {}, {}
     for e in execs:
         try:
-            if e in ("loop", "fused", "fused-2pass", "least-work"):
+            if e in PARA:
                 para = para or build("fused", width, K, args, device, dtype)
                 model = para
 
                 def fn(model=model, e=e):
                     # the executions share weights; switching is free (a CUDA graph keeps
                     # the choice it was captured with)
-                    model.set_execution("fused" if e == "fused-2pass" else e)
-                    paraformer.epilogue.USE_KERNEL = e != "fused-2pass"
+                    switch(model, e)
                     return model(x)
+                if e != "loop":
+                    rows[e].update(switch(model, e).branch_plan(batch))
             else:
                 model = build(e, width, K, args, device, dtype)
 
@@ -230,6 +253,8 @@ def measure_group(mode, width, batch, K, execs, args, device, dtype, cuda) -> li
             with torch.inference_mode():
                 outs[e] = fn()
                 timers[e] = graph_timer(fn) if mode == "graph" else eager_timer(fn, cuda)
+                # the runner's warm-up: on CUDA at least 0.2 s, so the clock has ramped
+                warm_up(lambda e=e: timers[e](1), device, 2, warmup_seconds(device, None))
                 warm = timers[e](2)
             rows[e]["_per_call"] = statistics.median(warm)
         except Exception as exc:  # noqa: BLE001  (any failure becomes a row; the sweep goes on)
@@ -240,7 +265,7 @@ def measure_group(mode, width, batch, K, execs, args, device, dtype, cuda) -> li
             if cuda:
                 torch.cuda.empty_cache()
     paraformer.epilogue.USE_KERNEL = True
-    for e in ("fused", "fused-2pass", "least-work"):
+    for e in PARA[1:]:
         if e in outs and "loop" in outs:
             rows[e]["max_rel_err_vs_loop"] = f"{_rel_err(outs[e], outs['loop']):.2e}"
     live = [e for e in execs if e in timers]
@@ -249,21 +274,25 @@ def measure_group(mode, width, batch, K, execs, args, device, dtype, cuda) -> li
              for e in live}
     samples = {e: [] for e in live}
     per_round = {e: [] for e in live}
-    for r in range(args.rounds):
-        order = live[r % len(live):] + live[: r % len(live)] if live else []
-        for e in order:
-            try:
-                with torch.inference_mode():
-                    got = timers[e](calls[e])
-            except Exception as exc:  # noqa: BLE001
-                rows[e].update(status="error", error=f"{type(exc).__name__}: {exc}"[:200])
-                live.remove(e)
-                continue
-            samples[e] += got
-            per_round[e].append(statistics.median(got))
-        print(f"    round {r + 1}/{args.rounds}: " + "  ".join(
-            f"{e} {per_round[e][-1] * 1e3:.1f}" for e in live if per_round[e]),
-            file=sys.stderr, flush=True)
+    with LoadWindow(torch.get_num_threads()) as window:  # the conditions of these rounds
+        for r in range(args.rounds):
+            order = live[r % len(live):] + live[: r % len(live)] if live else []
+            for e in order:
+                try:
+                    with torch.inference_mode():
+                        got = timers[e](calls[e])
+                except Exception as exc:  # noqa: BLE001
+                    rows[e].update(status="error", error=f"{type(exc).__name__}: {exc}"[:200])
+                    live.remove(e)
+                    continue
+                samples[e] += got
+                per_round[e].append(statistics.median(got))
+            print(f"    round {r + 1}/{args.rounds}: " + "  ".join(
+                f"{e} {per_round[e][-1] * 1e3:.1f}" for e in live if per_round[e]),
+                file=sys.stderr, flush=True)
+    cond = window.result()
+    for row in rows.values():
+        row.update({k: cond[k] for k in LOAD})
     for e in live:
         s = sorted(samples[e])
         rows[e].update(ms=round(statistics.median(s) * 1e3, 4),
@@ -293,6 +322,11 @@ class RowWriter:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         new = not path.exists() or path.stat().st_size == 0
+        if not new and path.suffix == ".csv":
+            with path.open(newline="") as f:
+                if next(csv.reader(f), None) != FIELDS:
+                    raise SystemExit(f"--out {path}: its columns are not this version's; "
+                                     "write to a new file")
         self.file = path.open("a", newline="")
         if path.suffix == ".csv":
             self.csv = csv.DictWriter(self.file, fieldnames=FIELDS, restval="")
@@ -326,33 +360,42 @@ def run(args) -> list[dict]:
     if args.traffic:
         print(traffic_table(ks, batches, widths, args))
         return []
+    g = paraformer.groups
     print(f"# device={device} ({torch.cuda.get_device_name() if cuda else ''}"
           f"{torch.get_num_threads()} threads) dtype={str(dtype).split('.')[-1]} "
-          f"img={args.img_size} branch_depth={args.branch_depth} rounds={args.rounds}",
-          flush=True)
+          f"img={args.img_size} branch_depth={args.branch_depth} rounds={args.rounds}\n"
+          f"# branch groups: G = clamp(budget // (B*N*max(M, 3*H*dh)*bytes), 1, K), budget "
+          + (f"{g.CUDA_FRACTION} of device memory" if cuda else
+             f"{g.CACHE_FRACTION} x last-level cache {g.CACHE_BYTES / 2**20:.1f} MiB "
+             f"({g.CACHE_SOURCE})"), flush=True)
     writer, rows = RowWriter(args.out), []
     groups = [(m, w, b, k) for m in modes for w in widths for b in batches for k in ks]
-    for i, (mode, width, batch, K) in enumerate(groups, 1):
-        print(f"  [{i}/{len(groups)}] {mode} {width} batch {batch} K {K}", file=sys.stderr,
-              flush=True)
-        for row in measure_group(mode, width, batch, K, execs, args, device, dtype, cuda):
-            writer.write(row)
-            rows.append(row)
+    with LoadWindow(torch.get_num_threads()) as whole:
+        for i, (mode, width, batch, K) in enumerate(groups, 1):
+            print(f"  [{i}/{len(groups)}] {mode} {width} batch {batch} K {K}",
+                  file=sys.stderr, flush=True)
+            for row in measure_group(mode, width, batch, K, execs, args, device, dtype, cuda):
+                writer.write(row)
+                rows.append(row)
+    print(f"# over the whole run: {load_text(whole.result())}", flush=True)
     return rows
 
 
 def table(rows: list[dict]) -> str:
     """One line per (mode, width, batch, K, exec): median ms and per-round ratios."""
-    head = ["mode", "width", "batch", "K", "exec", "status", "ms", "MFLOP/img"] + [
-        f"/ {r}" for r in REFERENCES]
+    refs = [ref for ref in REFERENCES if any(f"ratio_{ref}_median" in r for r in rows)]
+    head = ["mode", "width", "batch", "K", "exec", "G", "status", "ms", "MFLOP/img"] + [
+        f"/ {r}" for r in refs] + ["conditions"]
     lines = []
     for r in rows:
-        cells = [r["mode"], r["width"], str(r["batch"]), str(r["K"]), r["exec"], r["status"],
+        cells = [r["mode"], r["width"], str(r["batch"]), str(r["K"]), r["exec"],
+                 str(r.get("fused_group", "-")), r["status"],
                  f"{r['ms']:.2f}" if "ms" in r else "-", f"{r['mflop_per_image']:.0f}"]
-        for ref in REFERENCES:
+        for ref in refs:
             med = r.get(f"ratio_{ref}_median")
             cells.append("-" if med is None else
                          f"{med:.2f} [{r[f'ratio_{ref}_min']:.2f}-{r[f'ratio_{ref}_max']:.2f}]")
+        cells.append(load_text(r) if "busy" in r else "-")
         lines.append(cells)
     widths_ = [max(len(h), *(len(c[i]) for c in lines)) if lines else len(h)
                for i, h in enumerate(head)]

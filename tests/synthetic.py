@@ -74,11 +74,12 @@ def _sizes(w: Width, img_size: int) -> tuple[float, float, float, float]:
 
 
 def make_db(path, kind: str = "paper", *, seed: int = 0, family_alias: dict | None = None,
-            comparison: bool = True) -> tuple[Store, str]:
+            comparison: bool = True, load=None) -> tuple[Store, str]:
     """Create (or add to) the database at `path` with one synthetic run of preset `kind`
     ('paper': GPU-like, 7 families x 7 depths x 3 batches x 2 modes, with profile,
     energy and efficiency metrics on some points; 'quick': CPU-like, no GPU metrics).
-    `family_alias` renames families (e.g. to test escaping). Returns (store, run_id)."""
+    `family_alias` renames families (e.g. to test escaping); `load(point)`, when given,
+    returns the load conditions recorded in each record's extra. Returns (store, run_id)."""
     sweep = PRESETS[kind]
     gpu = sweep.device == "cuda"
     rng = np.random.default_rng(seed)
@@ -96,6 +97,8 @@ def make_db(path, kind: str = "paper", *, seed: int = 0, family_alias: dict | No
         rec = _record(p, sweep, N_SAMPLES[kind], gpu, rng)
         rec.family = alias.get(p.family, p.family)
         rec.key = f"{rec.family}/d{p.depth}/b{p.batch}/{p.dtype}/{p.mode}/{p.workload}"
+        if load is not None:
+            rec.extra.update(load(p))
         store.add_record(run_id, rec)
     if gpu and comparison:
         store.add_comparison(run_id, run_id, _comparison(run_id, commit, env))

@@ -21,7 +21,7 @@ def bench():
 
 
 #: What runs by default on this CPU: fused-2pass is CUDA's A/B of the one-pass kernel.
-CPU_EXECS = ("loop", "fused", "least-work", "twin", "vit")
+CPU_EXECS = ("loop", "fused", "fused-all", "least-work", "twin", "vit")
 
 
 def _rows(path):
@@ -46,6 +46,42 @@ def test_every_execution_is_measured_interleaved_with_ratios(bench, tmp_path):
     assert (twin["layers"], twin["critical_path"]) == ("2", "2")
     least = next(r for r in rows if r["exec"] == "least-work" and r["K"] == "2")
     assert float(least["mflop_per_image"]) < float(fused["mflop_per_image"])
+    # every row says how loaded the machine was; fused rows how their branches were grouped
+    for r in rows:
+        assert r["busy"] in ("True", "False") and float(r["load_1m_after"]) >= 0, r
+        assert float(r["other_cpu_s"]) >= 0
+    assert fused["fused_group"] == "2" and int(fused["fused_budget_bytes"]) > 0
+    assert next(r for r in rows if r["exec"] == "loop")["fused_group"] == ""
+
+
+def test_groups_follow_the_cache_and_busy_figures_are_marked(bench, tmp_path, monkeypatch,
+                                                             capsys):
+    """A cache that holds no branch makes fused run one branch at a time (same output as
+    the loop), fused-all keeps all K; a load above threads + 0.5 marks every row BUSY."""
+    import paraformer.groups as groups
+
+    from parabench.measure import load
+
+    monkeypatch.setattr(groups, "CACHE_BYTES", 1)
+    monkeypatch.setattr(load, "_load_1m", lambda: 7.5)
+    out = tmp_path / "rows.csv"
+    args = TINY + ["--ks", "3", "--execs", "loop,fused,fused-all", "--out", str(out)]
+    assert bench.main(args) == 0
+    rows = {r["exec"]: r for r in _rows(out)}
+    assert rows["fused"]["fused_group"] == "1" and rows["fused-all"]["fused_group"] == "3"
+    assert float(rows["fused"]["max_rel_err_vs_loop"]) < 1e-5
+    assert float(rows["fused"]["ratio_fused-all_median"]) > 0
+    assert all(r["busy"] == "True" for r in rows.values())
+    printed = capsys.readouterr().out
+    table = [ln for ln in printed.splitlines() if ln.startswith("|")]
+    assert "conditions" in table[0] and " G " in table[0]
+    assert all("load 7.50->7.50" in ln and "BUSY" in ln for ln in table[2:])
+    assert "over the whole run: load 7.50->7.50" in printed and "last-level cache" in printed
+    assert bench.main(args) == 0  # appends to the same file: same columns
+    with out.open("w") as f:
+        f.write("device,ms\n")
+    with pytest.raises(SystemExit, match="not this version's"):
+        bench.main(args)
 
 
 def test_a_failing_execution_becomes_an_error_row_and_the_sweep_goes_on(bench, tmp_path,

@@ -52,7 +52,7 @@ def test_cpu_peak_is_sane():
 def test_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
     calls = []
 
-    def fake_measure(device, dtype):
+    def fake_measure(device, dtype, **kw):
         calls.append((device, dtype))
         return 0.05, {"size": 1}
 
@@ -66,7 +66,7 @@ def test_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
 
 
 def test_efficiency_pass(tmp_path, monkeypatch):
-    monkeypatch.setattr(efficiency, "measure_peak", lambda d, t: (0.02, {}))
+    monkeypatch.setattr(efficiency, "measure_peak", lambda d, t, **kw: (0.02, {}))
     sweep = Sweep(families=("vit",), depths=(2,))
     point = Point("vit", 2, 4, "float32", "eager", "infer")
     with Store(tmp_path / "db.sqlite") as store:
@@ -81,16 +81,43 @@ def test_efficiency_pass(tmp_path, monkeypatch):
     assert out["peak_source"] == "measured" and out["flops_factor"] == 1.0
 
 
-@pytest.mark.parametrize("matmul_tf32, cudnn_tf32, key", [
-    (False, True, "float32+tf32conv"),  # torch's defaults: convolutions on TF32, matmuls not
-    (True, True, "float32+tf32mm+tf32conv"),
-    (False, False, "float32"),
-    (True, False, "float32+tf32mm"),
+@pytest.mark.parametrize("matmul_tf32, cudnn_tf32, matmul_key, conv_key", [
+    # torch's defaults: convolutions on TF32, matmuls not: a transformer's fp32 point is
+    # divided by an IEEE peak, ResNet's by a TF32 one
+    (False, True, "float32", "float32+tf32conv"),
+    (True, True, "float32+tf32mm", "float32+tf32conv"),
+    (False, False, "float32", "float32"),
+    (True, False, "float32+tf32mm", "float32"),
 ])
-def test_cuda_peak_key_names_both_tf32_switches(tf32_switches, matmul_tf32, cudnn_tf32, key):
+def test_cuda_peak_key_follows_the_switch_of_the_points_own_work(
+        tf32_switches, matmul_tf32, cudnn_tf32, matmul_key, conv_key):
     tf32_switches(matmul_tf32, cudnn_tf32)
-    assert peak_key("cuda", "float32") == ("cuda", key)
-    assert peak_key("cuda", "bfloat16") == ("cuda", "bfloat16")  # TF32 is a float32 matter
+    assert peak_key("cuda", "float32", "matmul") == ("cuda", matmul_key)
+    assert peak_key("cuda", "float32", "conv") == ("cuda", conv_key)
+    assert peak_key("cuda", "bfloat16", "conv") == ("cuda", "bfloat16")  # TF32 is fp32's
+
+
+def test_efficiency_pass_takes_each_familys_own_peak(tmp_path, monkeypatch, tf32_switches):
+    """A transformer and ResNet in one fp32 CUDA sweep are divided by different peaks
+    when only cuDNN's TF32 switch is on (torch's default)."""
+    tf32_switches(False, True)
+    asked = []
+
+    def fake_peak(store, device, dtype, *, machine=None, work="matmul"):
+        asked.append(peak_key(device, dtype, work))
+        return (400.0 if work == "conv" else 60.0), "measured"
+
+    monkeypatch.setattr(efficiency, "peak_tflops", fake_peak)
+    sweep = Sweep(families=("vit", "resnet"), depths=(2,), depth_overrides=(("resnet", (18,)),),
+                  device="cuda")
+    fn = efficiency_pass(None)
+    outs = {}
+    for fam, depth in (("vit", 2), ("resnet", 18)):
+        ctx = types.SimpleNamespace(point=Point(fam, depth, 4, "float32", "eager", "infer"),
+                                    sweep=sweep, latency_ms=1.0, store=None)
+        outs[fam] = fn(ctx)
+    assert asked == [("cuda", "float32"), ("cuda", "float32+tf32conv")]
+    assert outs["vit"]["peak_tflops"] == 60.0 and outs["resnet"]["peak_tflops"] == 400.0
 
 
 @pytest.mark.gpu
@@ -103,10 +130,11 @@ def test_gpu_peak_is_sane():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
-def test_gpu_float32_peak_uses_tf32_when_convolutions_do(tf32_switches):
+def test_gpu_float32_peak_uses_tf32_only_for_the_work_whose_switch_is_on(tf32_switches):
     import torch
 
     tf32_switches(False, True)
-    tf32, detail = measure_peak("cuda", "float32", size=4096)
-    assert detail["tf32"] is True
+    _, conv = measure_peak("cuda", "float32", size=4096, work="conv")
+    _, matmul = measure_peak("cuda", "float32", size=4096, work="matmul")
+    assert conv["tf32"] is True and matmul["tf32"] is False
     assert torch.backends.cuda.matmul.allow_tf32 is False  # the switch is restored

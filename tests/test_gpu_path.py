@@ -29,7 +29,11 @@ def test_graph_replay_gives_the_eager_output(family, dtype):
     for mode in ("eager", "graph"):
         with prepared(Point(family, depth, 8, dtype, mode, "infer"), sweep) as prep:
             outputs[mode] = prep.step().float().clone()
-    torch.testing.assert_close(outputs["graph"], outputs["eager"], rtol=0, atol=0)
+    # not bit-equal: on the capture stream cuBLAS may pick other kernels (another split-K,
+    # another workspace), which sum in another order; within the dtype's rounding
+    scale = outputs["eager"].abs().max().item()
+    tol = 2e-2 if dtype == "bfloat16" else 1e-4
+    torch.testing.assert_close(outputs["graph"], outputs["eager"], rtol=tol, atol=tol * scale)
 
 
 def test_runner_on_cuda_every_mode_ok_and_peaks_include_activations(tmp_path):
@@ -87,22 +91,34 @@ def _kernels_per_forward(family, k, tmp_path):
     return summarize_trace(res["trace"])["kernels_per_forward"]
 
 
+#: kernels the fused forward may add as K grows: cuBLAS may split a larger GEMM's K
+#: dimension (one reduction kernel more per GEMM) and FlashAttention may split KV (one
+#: combine kernel), by shape; six GEMMs and one attention per level
+FUSED_KERNEL_SLACK = 8
+
+
 def test_fused_kernel_count_is_flat_in_k_and_the_loop_grows(tmp_path):
     fused = {k: _kernels_per_forward("paraformer-fused", k, tmp_path) for k in (2, 8, 32)}
     loop = {k: _kernels_per_forward("paraformer-loop", k, tmp_path) for k in (2, 32)}
-    assert fused[2] == fused[8] == fused[32], fused
+    assert max(fused.values()) - fused[2] <= FUSED_KERNEL_SLACK, fused  # not growing with K
     assert loop[32] > 8 * loop[2] / 2, loop  # about linear in K
     assert fused[32] < loop[32] / 4
 
 
 def test_a_large_point_leaves_nothing_reserved_for_the_next(tmp_path):
-    """The previous point's model, CUDA graph and graph pool are gone before the next
-    point's peak is reset: a small point after a large one reports its own reserve."""
-    sweep = Sweep(families=("vit",), depths=(8,), batches=(512, 1), dtypes=("bfloat16",),
-                  modes=("graph",), **GPU_TINY)
-    with Store(tmp_path / "gpu.db") as store:
-        rid = run_sweep(sweep, store, progress=False, log=lambda m: None)
-    df = load(tmp_path / "gpu.db", rid).set_index("batch")
-    assert set(df.status) == {"ok"}
-    assert df.loc[1, "peak_mem_reserved"] < 0.25 * df.loc[512, "peak_mem_reserved"], df[
-        ["peak_mem_allocated", "peak_mem_reserved"]]
+    """The previous point's model, CUDA graph, graph pool and cuBLAS workspaces are gone
+    before the next point's peak is reset: a small point after a large one reports the
+    reserve it reports when it runs first."""
+    def small_point_reserve(batches):
+        sweep = Sweep(families=("vit",), depths=(8,), batches=batches, dtypes=("bfloat16",),
+                      modes=("graph",), **GPU_TINY)
+        with Store(tmp_path / "gpu.db") as store:
+            rid = run_sweep(sweep, store, progress=False, log=lambda m: None)
+        df = load(tmp_path / "gpu.db", rid).set_index("batch")
+        assert set(df.status) == {"ok"}, df[["status", "reason"]]
+        return df.loc[1, "peak_mem_reserved"], df.peak_mem_reserved.max()
+
+    alone, _ = small_point_reserve((1,))
+    after, largest = small_point_reserve((4096, 1))
+    assert largest > 4 * alone  # the large point was large
+    assert after <= 1.1 * alone + 4 * 2**20, (alone, after)

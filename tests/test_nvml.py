@@ -1,6 +1,8 @@
 """The NVML funnel: missing values with reasons, never exceptions."""
 from __future__ import annotations
 
+import types
+
 import pytest
 
 from parabench.measure import nvml
@@ -64,3 +66,20 @@ def test_failed_init_is_remembered_with_reason(monkeypatch, fake_nvml):  # noqa:
     ok, reason = nvml.status()
     assert not ok and "Driver Not Loaded" in reason
     assert isinstance(nvml.query("nvmlDeviceGetCount"), nvml.Missing)
+
+
+@pytest.mark.parametrize("value_type, member, raw", [
+    (0, "dVal", 1.5), (1, "uiVal", 7), (2, "ulVal", 8), (3, "ullVal", 9), (4, "sllVal", -3),
+    (5, "siVal", -4), (6, "usVal", 12)])
+def test_field_value_reads_every_nvml_value_type(fake_nvml, monkeypatch,  # noqa: F811
+                                                 value_type, member, raw):
+    """Each nvmlValueType_t is read from its own member of the value union; a type NVML
+    adds later becomes Missing, never a wrong member's bytes."""
+    fake = fake_nvml()
+    value = types.SimpleNamespace(**{member: raw})
+    monkeypatch.setattr(fake, "nvmlDeviceGetFieldValues", lambda h, ids: [
+        types.SimpleNamespace(fieldId=ids[0], nvmlReturn=0, valueType=value_type, value=value)])
+    assert nvml.field_value("handle0", 186, "power") == raw
+    monkeypatch.setattr(fake, "nvmlDeviceGetFieldValues", lambda h, ids: [
+        types.SimpleNamespace(fieldId=ids[0], nvmlReturn=0, valueType=7, value=value)])
+    assert isinstance(nvml.field_value("handle0", 186, "power"), nvml.Missing)

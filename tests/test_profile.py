@@ -148,7 +148,7 @@ def _tiny_sweep(**kw):
 
 
 def test_profile_and_telemetry_passes_fill_the_store(tmp_path, monkeypatch):
-    monkeypatch.setattr(efficiency, "measure_peak", lambda d, t: (0.05, {"size": 0}))
+    monkeypatch.setattr(efficiency, "measure_peak", lambda d, t, **kw: (0.05, {"size": 0}))
     sweep = _tiny_sweep()
     with Store(tmp_path / "r.db") as store:
         passes = extra_passes(sweep, profile=True, telemetry=True, trace_dir=tmp_path / "tr",
@@ -172,7 +172,7 @@ def test_profile_and_telemetry_passes_fill_the_store(tmp_path, monkeypatch):
 
 
 def test_efficiency_pass_always_runs(tmp_path, monkeypatch):
-    monkeypatch.setattr(efficiency, "measure_peak", lambda d, t: (0.05, {}))
+    monkeypatch.setattr(efficiency, "measure_peak", lambda d, t, **kw: (0.05, {}))
     with Store(tmp_path / "r.db") as store:
         passes = extra_passes(_tiny_sweep(), profile=False, telemetry=False, trace_dir=None,
                               store=store)
@@ -184,7 +184,7 @@ def test_efficiency_pass_always_runs(tmp_path, monkeypatch):
 
 
 def test_cli_profile(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(efficiency, "measure_peak", lambda d, t: (0.05, {}))
+    monkeypatch.setattr(efficiency, "measure_peak", lambda d, t, **kw: (0.05, {}))
     rc = cli.main(["profile", "--family", "paraformer-fused", "--depth", "1", "--db",
                    str(tmp_path / "p.db"), "--trace-dir", str(tmp_path / "tr"), "--no-progress"])
     out = capsys.readouterr().out

@@ -240,3 +240,36 @@ def test_history_falls_back_to_the_runs_in_the_store(tmp_path):
     assert not sec.missing, sec.missing
     assert "runs stored in" in sec.paragraphs[0]
     assert sec.figures and sec.figures[0].path.exists()
+
+
+def test_report_says_how_loaded_the_machine_was_and_marks_busy_figures(tmp_path):
+    """Every report gives the load range of its figures; a figure measured beside other
+    heavy work (here: the vit points at depth 8, load 4.1 on 1 thread) is marked † in
+    the ratio table, and the per-run table counts it."""
+    def load(p):
+        busy = p.family == "vit" and p.depth == 8
+        return {"load_1m_before": 0.4, "load_1m_after": 4.1 if busy else 0.9,
+                "other_cpu_s": 6.0 if busy else 0.1, "load_threads": 1, "busy": busy}
+
+    store, run_id = make_db(tmp_path / "l.db", "quick", load=load)
+    store.close()
+    res = build_report(tmp_path / "l.db", [run_id], tmp_path / "out")
+    lat = _section(res, "latency")
+    assert any("1-minute load average 0.9 to 4.1" in b for b in lat.bullets), lat.bullets
+    assert any(b.startswith("1 of ") and "busy machine" in b for b in lat.bullets)
+    (ratio_table,) = _section(res, "ratio").tables
+    depth8 = ratio_table.columns.index("depth 8")
+    marked = [row for row in ratio_table.rows if row[depth8].endswith("†")]
+    assert marked and all(row[1] == "vit" for row in marked)
+    assert not any(c.endswith("†") for row in ratio_table.rows for c in row[:depth8])
+    assert "†" in ratio_table.note
+    env = _section(res, "environment")
+    (load_table,) = [t for t in env.tables if t.caption.startswith("Load")]
+    assert load_table.rows[0][2] == "0.9–4.1" and load_table.rows[0][4] == "1"
+    md = (res.out / "report.md").read_text()
+    assert "†" in md and "not this machine's figure" in md
+
+
+def test_report_on_records_without_load_says_it_is_unknown(quick_report):
+    lat = _section(quick_report, "latency")
+    assert any("recorded the machine's load" in b and "unknown" in b for b in lat.bullets)

@@ -29,6 +29,13 @@ def test_sweep_records_every_point_with_stats_params_flops(tmp_path):
     d2 = df[(df.depth == 2) & (df.batch == 1)].set_index("family")
     assert d2.loc["vit", "flops"] == pytest.approx(d2.loc["paraformer-fused", "flops"], rel=0.05)
     assert (df.flops == df.flops_analytic).all()
+    # every figure says how loaded the machine was; fused rows say how branches were grouped
+    for e in df.extra:
+        assert e["load_threads"] == torch.get_num_threads() and e["busy"] in (True, False)
+        assert e["load_1m_after"] >= 0 and e["other_cpu_s"] >= 0
+    fused = df[df.family == "paraformer-fused"].extra
+    assert all(1 <= e["fused_group"] <= 2 and e["fused_budget_bytes"] > 0 for e in fused)
+    assert not any("fused_group" in e for e in df[df.family == "vit"].extra)
 
 
 def test_unsupported_mode_becomes_skipped_row(tmp_path):

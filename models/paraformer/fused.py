@@ -29,6 +29,9 @@ level, before and after this plan, are in :func:`paraformer.analytic.level_traff
   fc1 output instead of allocating another ``[K, B*N, M]`` (on CPU a fresh buffer of
   that size comes from the OS, page faults included, on every forward).
 
+A level runs branches ``span`` (all K, or one group of :mod:`paraformer.groups`, which
+sizes groups to the cache) with views of the stacked weights: the same plan per group.
+
 ``cls_only=True`` is the least-work last level: the head reads only the CLS row of the
 branch sum, so keys and values are needed for every token but queries, projection,
 residual, LN2 and the FFN only for the CLS row. The output is then ``[K, B, D]``.
@@ -196,29 +199,42 @@ def _attention(blk: ParallelBlock, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     return torch.cat(parts)
 
 
-def _attend_shared(blk, f, xhat: Tensor, cls_only: bool) -> Tensor:
-    """Shared input ``xhat`` ``[B, N, D]`` -> attention output of all branches ``[K, B*n, I]``.
+def _attend_shared(blk, f, xhat: Tensor, cls_only: bool, span: tuple[int, int]) -> Tensor:
+    """Shared input ``xhat`` ``[B, N, D]`` -> attention output of branches ``span``
+    ``[G, B*n, I]``.
 
-    One GEMM for the queries and one for the keys and values of all K branches; the
-    queries of the CLS row only with ``cls_only``.
+    One GEMM for the queries and one for the keys and values of all K branches (two,
+    k and v, for a group of fewer: their columns are not adjacent); the queries of the
+    CLS row only with ``cls_only``.
     """
     K, H, dh = blk.num_branches, blk.num_heads, blk.head_dim
+    (k0, k1), inner = span, blk.num_heads * blk.head_dim
+    G = k1 - k0
     B, N, D = xhat.shape
     rows = xhat.reshape(B * N, D)
-    kv = torch.mm(rows, f["kv_w"]) if f["kv_b"] is None else torch.addmm(f["kv_b"], rows, f["kv_w"])
-    k, v = kv.view(B, N, 2, K * H, dh).permute(2, 0, 3, 1, 4).unbind(0)  # [B, K*H, N, dh]
+    if G == K:
+        kv = _mm(rows, f["kv_w"], f["kv_b"])
+        k, v = kv.view(B, N, 2, K * H, dh).permute(2, 0, 3, 1, 4).unbind(0)  # [B, K*H, N, dh]
+    else:
+        k, v = (_mm(rows, f["kv_w"][:, c + k0 * inner : c + k1 * inner],
+                    None if f["kv_b"] is None else f["kv_b"][c + k0 * inner : c + k1 * inner])
+                .view(B, N, G * H, dh).transpose(1, 2) for c in (0, K * inner))
     q_rows = xhat[:, 0] if cls_only else rows
     n = 1 if cls_only else N
-    q = torch.addmm(f["q_b"], q_rows, f["q_w"]).view(B, n, K * H, dh).transpose(1, 2)
-    o = _attention(blk, q, k, v)  # [B, K*H, n, dh]
-    # [B, n, K, H*dh] rows, read per branch as a strided [K, B*n, I] view
-    return o.transpose(1, 2).reshape(B * n, K, H * dh).transpose(0, 1)
+    q = torch.addmm(f["q_b"], q_rows, f["q_w"]).view(B, n, G * H, dh).transpose(1, 2)
+    o = _attention(blk, q, k, v)  # [B, G*H, n, dh]
+    # [B, n, G, H*dh] rows, read per branch as a strided [G, B*n, I] view
+    return o.transpose(1, 2).reshape(B * n, G, H * dh).transpose(0, 1)
 
 
-def _attend_branches(blk, f, xhat: Tensor, cls_only: bool) -> Tensor:
-    """Per-branch input ``xhat`` ``[K, B, N, D]`` -> ``[K, B*n, I]``."""
-    K, H, dh = blk.num_branches, blk.num_heads, blk.head_dim
-    _, B, N, D = xhat.shape
+def _mm(rows: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    return torch.mm(rows, w) if b is None else torch.addmm(b, rows, w)
+
+
+def _attend_branches(blk, f, xhat: Tensor, cls_only: bool, span: tuple[int, int]) -> Tensor:
+    """Per-branch input ``xhat`` ``[G, B, N, D]`` (branches ``span``) -> ``[G, B*n, I]``."""
+    H, dh = blk.num_heads, blk.head_dim
+    K, B, N, D = xhat.shape  # K: the branches of this group
     rows = xhat.reshape(K, B * N, D)
     kv = (torch.bmm(rows, f["kv_w"]) if f["kv_b"] is None
           else torch.baddbmm(f["kv_b"], rows, f["kv_w"]))
@@ -237,53 +253,86 @@ def _base_bias(blk, norm, lin, with_bias: bool) -> Tensor:
     return bias if blk.residual == "prenorm" else norm.bias + bias
 
 
-def _base(blk, norm, x: Tensor, xhat: Tensor, bias: Tensor) -> Tensor:
-    """The accumulator a projection adds into: the residual plus ``bias`` ``[K, D]``.
+def _base(blk, norm_w: Tensor, x: Tensor, xhat: Tensor, bias: Tensor) -> Tensor:
+    """The accumulator a projection adds into: the residual plus ``bias`` ``[G, D]``.
 
-    ``x`` and ``xhat`` are ``[B, n, D]`` (shared) or ``[K, B, n, D]``; returns a fresh
-    ``[K, B*n, D]``. Authors' residual: ``LN(x) = xhat * g + beta``, one ``addcmul``.
+    ``x`` and ``xhat`` are ``[B, n, D]`` (shared) or ``[G, B, n, D]``; returns a fresh
+    ``[G, B*n, D]``. Authors' residual: ``LN(x) = xhat * g + beta``, one ``addcmul``
+    with the norm's weight ``norm_w`` ``[G, D]``.
     """
-    K, D = blk.num_branches, blk.dim
-    shape = (K, 1, 1, D)
+    G, D = bias.shape
+    shape = (G, 1, 1, D)
     if blk.residual == "prenorm":
         out = x + bias.view(shape)
     else:
-        out = torch.addcmul(bias.view(shape), xhat, norm.weight.view(shape))
-    return out.reshape(K, -1, D)
+        out = torch.addcmul(bias.view(shape), xhat, norm_w.view(shape))
+    return out.reshape(G, -1, D)
 
 
-def _project(blk, lin, base: Tensor, x: Tensor) -> Tensor:
-    """``base + dropout(x @ W + b)`` per branch, ``base`` holding the bias unless dropping."""
+def _project(blk, w: Tensor, b: Tensor, base: Tensor, x: Tensor) -> Tensor:
+    """``base + dropout(x @ w + b)`` per branch, ``base`` holding the bias unless dropping."""
     if blk.training and blk.drop_rate > 0.0:
-        y = torch.baddbmm(lin.bias.unsqueeze(1), x, lin.weight)
+        y = torch.baddbmm(b.unsqueeze(1), x, w)
         return base + F.dropout(y, blk.drop_rate, True)
-    return base.baddbmm_(x, lin.weight)
+    return base.baddbmm_(x, w)
 
 
-def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False) -> Tensor:
-    """All K branches of one level.
+#: Entries of the folded weights (and parameters) with a leading branch axis
+_PER_BRANCH = ("fc1_w", "fc1_b", "proj_base", "proj_base_unbiased", "fc2_base",
+               "fc2_base_unbiased", "n1_w", "n2_w", "proj_w", "proj_b", "fc2_w", "fc2_b")
 
-    ``x``: ``[K, B, N, D]``, or the shared ``[B, N, D]`` input of the first level.
-    Returns ``[K, B, N, D]``, or with ``cls_only`` the CLS rows ``[K, B, D]``.
+
+def _group_view(blk, f: dict, shared: bool, span: tuple[int, int]) -> dict:
+    """The folded weights and the parameters the level reads, for branches ``span``:
+    views (no copy). The shared level's q columns are ordered (branch, head), so a
+    group's are one slice; its k and v are sliced in :func:`_attend_shared`."""
+    m = blk._modules
+    n1, n2 = m["norm1"]._parameters, m["norm2"]._parameters
+    proj, fc2 = m["proj"]._parameters, m["fc2"]._parameters
+    out = {**f, "n1_w": n1["weight"], "n2_w": n2["weight"], "proj_w": proj["weight"],
+           "proj_b": proj["bias"], "fc2_w": fc2["weight"], "fc2_b": fc2["bias"]}
+    k0, k1 = span
+    if k1 - k0 == blk.num_branches:  # all of them: the tensors as they are
+        return out
+    for name in _PER_BRANCH + (() if shared else ("q_w", "q_b", "kv_w", "kv_b")):
+        if out[name] is not None:
+            out[name] = out[name][k0:k1]
+    if shared:
+        inner = blk.num_heads * blk.head_dim
+        out["q_w"] = f["q_w"][:, k0 * inner : k1 * inner]
+        out["q_b"] = f["q_b"][k0 * inner : k1 * inner]
+    return out
+
+
+def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False,
+                span: tuple[int, int] | None = None, xhat: Tensor | None = None) -> Tensor:
+    """Branches ``span`` (``(k0, k1)``, default all K) of one level, as one group.
+
+    ``x``: ``[G, B, N, D]``, or the shared ``[B, N, D]`` input of the first level, whose
+    norm ``xhat`` (no affine) a caller running several groups passes so it is made once.
+    Returns ``[G, B, N, D]``, or with ``cls_only`` the CLS rows ``[G, B, D]``.
     """
-    K, D = blk.num_branches, blk.dim
+    D = blk.dim
+    span = span or (0, blk.num_branches)
+    G = span[1] - span[0]
     shared = x.dim() == 3
     B, N = x.shape[-3], x.shape[-2]
     dropping = blk.training and blk.drop_rate > 0.0
-    f = _folded(blk, shared)
+    f = _group_view(blk, _folded(blk, shared), shared, span)
 
-    xhat = F.layer_norm(x, (D,), None, None, blk.norm1.eps)
+    if xhat is None:
+        xhat = F.layer_norm(x, (D,), None, None, blk.norm1.eps)
     attend = _attend_shared if shared else _attend_branches
-    o = attend(blk, f, xhat, cls_only)  # [K, B*n, I]
+    o = attend(blk, f, xhat, cls_only, span)  # [G, B*n, I]
     if cls_only:
         x, xhat = x[..., 0:1, :], xhat[..., 0:1, :]
     n = x.shape[-2]
     bias = f["proj_base_unbiased"] if dropping else f["proj_base"]
-    x = _project(blk, blk.proj, _base(blk, blk.norm1, x, xhat, bias), o)
-    x = x.view(K, B, n, D)
+    x = _project(blk, f["proj_w"], f["proj_b"], _base(blk, f["n1_w"], x, xhat, bias), o)
+    x = x.view(G, B, n, D)
 
     xhat = F.layer_norm(x, (D,), None, None, blk.norm2.eps)
-    rows = xhat.view(K, B * n, D)
+    rows = xhat.view(G, B * n, D)
     if one_pass_available(rows, f["fc1_w"], f["fc1_b"]):  # bias + GELU: one kernel after bmm
         h = bias_gelu_(torch.bmm(rows, f["fc1_w"]), f["fc1_b"])
     else:
@@ -292,5 +341,5 @@ def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False) -> Tensor
     if dropping:
         h = F.dropout(h, blk.drop_rate, True)
     bias = f["fc2_base_unbiased"] if dropping else f["fc2_base"]
-    x = _project(blk, blk.fc2, _base(blk, blk.norm2, x, xhat, bias), h)
-    return x.view(K, B, D) if cls_only else x.view(K, B, N, D)
+    x = _project(blk, f["fc2_w"], f["fc2_b"], _base(blk, f["n2_w"], x, xhat, bias), h)
+    return x.view(G, B, D) if cls_only else x.view(G, B, N, D)

@@ -2,62 +2,26 @@
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .fused import refresh_folds
+from .checks import (
+    EXECUTIONS,
+    POOLS,
+    RESIDUALS,
+    choice,
+    execution_for,
+    optional_group,
+    pair,
+    positive_int,
+    rate,
+)
+from .groups import branch_plan, prepare_compiled, run_levels
 from .layers import ParallelBlock
 
 __all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "ParaFormer"]
-
-EXECUTIONS = ("loop", "fused", "least-work")
-RESIDUALS = ("authors", "prenorm")
-POOLS = ("cls", "mean")
-
-
-def _pair(name: str, value: Any) -> tuple[int, int]:
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        out = tuple(value)
-    else:
-        out = (value, value)
-    for v in out:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int (or a pair of them), got {value!r}")
-    return out  # type: ignore[return-value]
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
-
-
-def _rate(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
-    return float(value)
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
-
-
-def _execution(execution: Any, pool: str) -> str:
-    execution = _choice("execution", execution, EXECUTIONS)
-    if execution == "least-work" and pool != "cls":
-        raise ValueError(
-            f"execution='least-work' needs pool='cls' (it computes the CLS row of the last "
-            f"blocks only), got pool={pool!r}"
-        )
-    return execution
-
 
 class ParaFormer(nn.Module):
     """Para-Former: K parallel transformer branches on a shared embedding, summed.
@@ -87,7 +51,8 @@ class ParaFormer(nn.Module):
       independent of K), planned in :mod:`paraformer.fused`: LayerNorm affine
       folded into the next GEMM, the shared first level's q and k|v for all
       branches as two plain GEMMs, attention over B sequences of K*H heads,
-      one sum over K at the end;
+      one sum over K at the end; on a CPU the branches go through in groups
+      sized to the last-level cache (:mod:`paraformer.groups`);
     * ``execution="least-work"`` (``pool="cls"`` only): fused, with each
       branch's last block computing keys and values for every token and the
       rest for the CLS row only, the row the head reads. Same output, fewer
@@ -117,6 +82,9 @@ class ParaFormer(nn.Module):
         attn_drop_rate: dropout on the attention probabilities.
         emb_drop_rate: dropout on the embedded tokens.
         execution: ``"loop"``, ``"fused"`` or ``"least-work"`` (needs ``pool="cls"``).
+        branch_group: branches the fused levels run at once; ``None`` (default): the
+            rule of :mod:`paraformer.groups` (cache or device memory against the largest
+            activation); an int forces it (capped at K). Same function at every value.
         device, dtype: factory arguments for the parameters.
     """
 
@@ -138,35 +106,36 @@ class ParaFormer(nn.Module):
         attn_drop_rate: float = 0.0,
         emb_drop_rate: float = 0.1,
         execution: str = "fused",
+        branch_group: int | None = None,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
-        img = _pair("img_size", img_size)
-        patch = _pair("patch_size", patch_size)
+        img = pair("img_size", img_size)
+        patch = pair("patch_size", patch_size)
         if img[0] % patch[0] or img[1] % patch[1]:
             raise ValueError(
                 f"img_size {img_size!r} must be divisible by patch_size {patch_size!r}"
             )
-        in_chans = _positive_int("in_chans", in_chans)
+        in_chans = positive_int("in_chans", in_chans)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
-        embed_dim = _positive_int("embed_dim", embed_dim)
-        num_heads = _positive_int("num_heads", num_heads)
-        head_dim = _positive_int("head_dim", head_dim)
-        mlp_dim = _positive_int("mlp_dim", mlp_dim)
+        embed_dim = positive_int("embed_dim", embed_dim)
+        num_heads = positive_int("num_heads", num_heads)
+        head_dim = positive_int("head_dim", head_dim)
+        mlp_dim = positive_int("mlp_dim", mlp_dim)
         if embed_dim % num_heads:
             raise ValueError(
                 f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
             )
-        num_branches = _positive_int("num_branches", num_branches)
-        branch_depth = _positive_int("branch_depth", branch_depth)
-        residual = _choice("residual", residual, RESIDUALS)
-        pool = _choice("pool", pool, POOLS)
-        drop_rate = _rate("drop_rate", drop_rate)
-        attn_drop_rate = _rate("attn_drop_rate", attn_drop_rate)
-        emb_drop_rate = _rate("emb_drop_rate", emb_drop_rate)
-        execution = _execution(execution, pool)
+        num_branches = positive_int("num_branches", num_branches)
+        branch_depth = positive_int("branch_depth", branch_depth)
+        residual = choice("residual", residual, RESIDUALS)
+        pool = choice("pool", pool, POOLS)
+        drop_rate = rate("drop_rate", drop_rate)
+        attn_drop_rate = rate("attn_drop_rate", attn_drop_rate)
+        emb_drop_rate = rate("emb_drop_rate", emb_drop_rate)
+        execution = execution_for(execution, pool)
 
         fk = {"device": device, "dtype": dtype}
         self.img_size = img
@@ -189,6 +158,7 @@ class ParaFormer(nn.Module):
         self.attn_drop_rate = attn_drop_rate
         self.emb_drop_rate = emb_drop_rate
         self.execution = execution
+        self.branch_group = optional_group(branch_group)
 
         self.patch_embed = nn.Linear(self.patch_dim, embed_dim, **fk)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim, **fk))
@@ -235,7 +205,7 @@ class ParaFormer(nn.Module):
 
     def set_execution(self, execution: str) -> ParaFormer:
         """Switch to another of :data:`EXECUTIONS` (same parameters); returns self."""
-        self.execution = _execution(execution, self.pool)
+        self.execution = execution_for(execution, self.pool)
         return self
 
     @property
@@ -289,21 +259,21 @@ class ParaFormer(nn.Module):
         With ``cls_only`` the last level computes the CLS rows only: ``[K, B, D]``.
         """
         self._prepare_compiled_folds()
-        return self._levels(x0, cls_only)
+        return run_levels(self, x0, cls_only)
 
     def _prepare_compiled_folds(self) -> None:
         """Inside torch.compile, update the levels' folded weights eagerly first (one
         graph break before any graph), so the compiled graph reads them instead of
         recomputing them from the parameters on every call. Every public entry that
-        runs the fused levels calls this first; they run the levels with ``_levels``."""
+        runs the fused levels calls this first; they run the levels with ``run_levels``."""
         if torch.compiler.is_compiling():
-            refresh_folds(self.blocks)
+            prepare_compiled(self)
 
-    def _levels(self, x: Tensor, cls_only: bool) -> Tensor:
-        last = len(self.blocks) - 1
-        for i, blk in enumerate(self.blocks):
-            x = blk.forward_fused(x, cls_only=cls_only and i == last)
-        return x
+    def branch_plan(self, batch: int, dtype=None, device=None) -> dict:
+        """The fused group size for ``batch`` images and the rule's inputs (for records)."""
+        p = self.cls_token
+        return branch_plan(self, batch, dtype or p.dtype, torch.device(device or p.device),
+                           cls_only=self.execution == "least-work")
 
     def forward_branch(self, x0: Tensor, k: int) -> Tensor:
         """Branch ``k`` alone on x0 ``[B, N+1, D]`` -> ``[B, N+1, D]``."""
@@ -329,8 +299,8 @@ class ParaFormer(nn.Module):
         self._prepare_compiled_folds()
         x0 = self.embed(x)
         if self.execution == "least-work":
-            return self._levels(x0, cls_only=True).sum(0).unsqueeze(1)
-        return self._levels(x0, cls_only=False).sum(0)
+            return run_levels(self, x0, True, lambda z: z.sum(0)).unsqueeze(1)
+        return run_levels(self, x0, False, lambda z: z.sum(0))
 
     def forward_head(self, y: Tensor, pre_logits: bool = False) -> Tensor:
         """Branch sum ``[B, N+1, D]`` -> pooled, normalised -> logits."""
@@ -344,13 +314,12 @@ class ParaFormer(nn.Module):
         self._prepare_compiled_folds()
         x0 = self.embed(x)
         if self.execution == "least-work":
-            return self.head(self.norm(self._levels(x0, cls_only=True).sum(0)))
-        z = self._levels(x0, cls_only=False)  # [K, B, N+1, D]
-        # One reduction over K, restricted to what the head reads.
+            return self.head(self.norm(run_levels(self, x0, True, lambda z: z.sum(0))))
+        # One reduction over K per group, restricted to what the head reads.
         if self.pool == "cls":
-            y = z[:, :, 0].sum(0)
+            y = run_levels(self, x0, False, lambda z: z[:, :, 0].sum(0))
         else:
-            y = z.sum((0, 2)) / z.shape[2]
+            y = run_levels(self, x0, False, lambda z: z.sum((0, 2))) / x0.shape[1]
         return self.head(self.norm(y))
 
     def extra_repr(self) -> str:

@@ -43,14 +43,15 @@ def add_out(parser, help_text: str, *, default=None) -> None:
 
 #: flag dest -> Sweep field, for flags that override the preset / file
 _SWEEP_FLAGS = ("families", "depths", "batches", "dtypes", "modes", "workloads", "device",
-                "width", "img_size", "warmup", "min_samples", "max_samples", "min_time_s",
-                "threads")
+                "width", "img_size", "warmup", "warmup_s", "min_samples", "max_samples",
+                "min_time_s", "threads")
 
 
 #: flag dest -> the flag as typed, where the two differ
 _FLAG_NAMES = {"families": "--family", "depths": "--depth", "batches": "--batch",
                "dtypes": "--dtype", "modes": "--mode", "workloads": "--workload",
-               "resnet_depths": "--resnet-depth", "min_time_s": "--min-time"}
+               "resnet_depths": "--resnet-depth", "min_time_s": "--min-time",
+               "warmup_s": "--warmup-time"}
 
 
 def add_sweep_args(p, *, timing: bool = True) -> None:
@@ -77,12 +78,16 @@ def add_sweep_args(p, *, timing: bool = True) -> None:
     p.add_argument("--img-size", type=int)
     p.add_argument("--threads", type=int, help="torch CPU threads (recorded with the run)")
     if timing:
-        p.add_argument("--warmup", type=int)
+        p.add_argument("--warmup", type=int, help="least warm-up calls per point")
+        p.add_argument("--warmup-time", dest="warmup_s", type=float, metavar="SECONDS",
+                       help="least warm-up time per point (default: 0.2 s on CUDA, where "
+                       "an idle GPU's clock must ramp up; none on CPU)")
         p.add_argument("--min-samples", type=int)
         p.add_argument("--max-samples", type=int)
         p.add_argument("--min-time", dest="min_time_s", type=float, metavar="SECONDS")
     else:
-        p.set_defaults(warmup=None, min_samples=None, max_samples=None, min_time_s=None)
+        p.set_defaults(warmup=None, warmup_s=None, min_samples=None, max_samples=None,
+                       min_time_s=None)
     p.add_argument("--no-telemetry", dest="telemetry", action="store_false",
                    help="skip the NVML energy/telemetry pass on GPU (it runs at the sweep's "
                    "largest batch, about a second per point)")

@@ -24,11 +24,18 @@ def sync(device: str) -> None:
 
 def free_memory(device: str) -> None:
     """Collect garbage, then hand cached GPU blocks back to the driver, so the next point
-    starts from the memory it needs and its reserved peak is its own."""
+    starts from the memory it needs and its reserved peak is its own. cuBLAS's
+    workspaces (one per handle and stream, 32 MiB each on Hopper) sit in the caching
+    allocator where empty_cache() cannot reach them: they are dropped first, and the
+    next point's first GEMM makes its own."""
     gc.collect()
     if is_cuda(device):
         import torch
 
+        torch.cuda.synchronize()
+        clear = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+        if clear is not None:  # private, but in every torch this project supports (2.4+)
+            clear()
         torch.cuda.empty_cache()
 
 

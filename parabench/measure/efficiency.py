@@ -14,13 +14,15 @@ lucky repetition (boost clock, an idle neighbour) is not what the machine sustai
 
 On CPU the thread count is part of the device key ("cpu-2t"). On CUDA float32 two
 switches decide whether work runs on TF32 tensor cores: `torch.backends.cuda.matmul.
-allow_tf32` (matmuls: the transformers) and `torch.backends.cudnn.allow_tf32`
-(convolutions: ResNet; on by default). Both are in the dtype key
-("float32+tf32mm+tf32conv"), and the peak is measured with TF32 allowed whenever
-either switch is on, so a convolution net on TF32 is never divided by an IEEE peak
-(which gave fractions above 1). A peak measured while other processes load the machine
-is too low and stays cached: delete the row from `peaks` (or use a fresh database) to
-re-measure.
+allow_tf32` for matmuls (the transformers' work) and `torch.backends.cudnn.allow_tf32`
+for convolutions (ResNet's; on by default). The peak a point is divided by is keyed on
+the one switch that governs *its* work ("float32+tf32mm" for a transformer,
+"float32+tf32conv" for ResNet, plain "float32" when that switch is off) and measured
+with TF32 exactly when that switch is on. Keying both on either switch divided true-fp32
+transformer matmuls (the `full` preset, with cuDNN's default TF32 on) by a TF32 peak, about
+7x too high on Hopper; dividing a TF32 convolution net by an IEEE peak gave fractions
+above 1. A peak measured while other processes load the machine is too low and stays
+cached: delete the row from `peaks` (or use a fresh database) to re-measure.
 """
 from __future__ import annotations
 
@@ -40,27 +42,30 @@ def achieved_tflops(flops_per_image, batch: int, latency_ms, workload: str = "in
     return flops_per_image * batch * factor / (latency_ms / 1e3) / 1e12
 
 
-def peak_key(device: str, dtype: str) -> tuple[str, str]:
-    """(device key, dtype key) under which a peak is cached."""
+def peak_key(device: str, dtype: str, work: str = "matmul") -> tuple[str, str]:
+    """(device key, dtype key) under which a peak is cached; `work` is what the point's
+    heavy kernels are, "matmul" or "conv" (catalog.compute_kind)."""
     import torch
 
     if device.startswith("cuda"):
-        return "cuda", dtype + "".join(f"+{name}" for name in _tf32_switches_on(dtype))
+        return "cuda", dtype + ("+" + _TF32_NAMES[work] if _tf32_on(dtype, work) else "")
     return f"cpu-{torch.get_num_threads()}t", dtype
 
 
-def _tf32_switches_on(dtype: str) -> list[str]:
-    """Which TF32 switches apply to a float32 CUDA run: 'tf32mm' (matmuls), 'tf32conv'."""
+_TF32_NAMES = {"matmul": "tf32mm", "conv": "tf32conv"}
+
+
+def _tf32_on(dtype: str, work: str) -> bool:
+    """Does float32 `work` ("matmul" or "conv") run on TF32 tensor cores on CUDA now?"""
     import torch
 
     if dtype != "float32":
-        return []
-    on = []
-    if torch.backends.cuda.matmul.allow_tf32:
-        on.append("tf32mm")
-    if torch.backends.cudnn.allow_tf32:
-        on.append("tf32conv")
-    return on
+        return False
+    if work not in _TF32_NAMES:
+        raise ValueError(f"work must be one of {', '.join(_TF32_NAMES)}, got {work!r}")
+    if work == "matmul":
+        return bool(torch.backends.cuda.matmul.allow_tf32)
+    return bool(torch.backends.cudnn.allow_tf32)
 
 
 def _median(values: list[float]) -> float:
@@ -120,16 +125,17 @@ def _matmul_cpu(n: int, dtype, min_time_s: float) -> tuple[float, dict]:
     return _median(times), {"reps": len(times), "best_s": min(times)}
 
 
-def measure_peak(device: str, dtype: str, *, size: int | None = None,
-                 min_time_s: float = 1.0) -> tuple[float, dict]:
-    """Measured TFLOP/s of an n x n matmul on `device` in `dtype`, and how it was taken."""
+def measure_peak(device: str, dtype: str, *, size: int | None = None, min_time_s: float = 1.0,
+                 work: str = "matmul") -> tuple[float, dict]:
+    """Measured TFLOP/s of an n x n matmul on `device` in `dtype`, and how it was taken;
+    in float32 on CUDA, on TF32 tensor cores when `work`'s TF32 switch is on."""
     import torch
 
     tdtype = getattr(torch, dtype)
     if device.startswith("cuda"):
         n = size or 8192
         per_call, detail = _matmul_cuda(n, tdtype, min_time_s / 2,
-                                        allow_tf32=bool(_tf32_switches_on(dtype)))
+                                        allow_tf32=_tf32_on(dtype, work))
     else:
         n = size or 2048
         if size is None:  # a dtype without fast kernels here: shrink until a call is quick
@@ -147,16 +153,17 @@ def measure_peak(device: str, dtype: str, *, size: int | None = None,
     return tflops, detail
 
 
-def peak_tflops(store, device: str, dtype: str, *, machine: str | None = None) -> tuple[float, str]:
+def peak_tflops(store, device: str, dtype: str, *, machine: str | None = None,
+                work: str = "matmul") -> tuple[float, str]:
     """(peak TFLOP/s, 'cached' or 'measured'): from the store, else measured and stored."""
     from ..environment import machine_id
 
     machine = machine or machine_id()
-    dev_key, dtype_key = peak_key(device, dtype)
+    dev_key, dtype_key = peak_key(device, dtype, work)
     cached = store.get_peak(machine, dev_key, dtype_key) if store is not None else None
     if cached:
         return cached, "cached"
-    tflops, detail = measure_peak(device, dtype)
+    tflops, detail = measure_peak(device, dtype, work=work)
     if store is not None:
         store.set_peak(machine, dev_key, dtype_key, tflops, detail)
     return tflops, "measured"
@@ -164,7 +171,7 @@ def peak_tflops(store, device: str, dtype: str, *, machine: str | None = None) -
 
 def efficiency_pass(store):
     """The extra pass `fn(ctx) -> dict`: achieved TFLOP/s and fraction of the peak."""
-    from ..catalog import model_info
+    from ..catalog import compute_kind, model_info
 
     peaks: dict = {}
 
@@ -172,9 +179,10 @@ def efficiency_pass(store):
         p, s = ctx.point, ctx.sweep
         flops = model_info(p.family, p.depth, width=s.width, img_size=s.img_size)["flops"]
         achieved = achieved_tflops(flops, p.batch, ctx.latency_ms, p.workload)
-        key = (s.device, *peak_key(s.device, p.dtype))
+        work = compute_kind(p.family)
+        key = (s.device, *peak_key(s.device, p.dtype, work))
         if key not in peaks:
-            peaks[key] = peak_tflops(ctx.store or store, s.device, p.dtype)
+            peaks[key] = peak_tflops(ctx.store or store, s.device, p.dtype, work=work)
         peak, source = peaks[key]
         return {
             "achieved_tflops": achieved,

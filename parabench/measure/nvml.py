@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["FI_DEV_POWER_INSTANT", "Missing", "cuda_handle", "describe", "field_value", "handle",
+__all__ = ["CLOCK_SM", "FI_DEV_POWER_INSTANT", "Missing", "cuda_handle", "describe", "field_value", "handle",
            "query", "query_any", "reset", "status"]
 
 #: nvmlFieldValues id of the instantaneous board power (mW), NVML_FI_DEV_POWER_INSTANT
 FI_DEV_POWER_INSTANT = 186
+#: nvmlClockType_t of the SM clock, NVML_CLOCK_SM
+CLOCK_SM = 1
 
 _lock = threading.Lock()
 _state: dict = {"tried": False, "lib": None, "reason": None}
@@ -89,7 +91,8 @@ def query_any(fn_names, *args):
 
 
 #: nvmlValueType_t -> the member of the value union that holds it
-_VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal"}
+_VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal",
+                  6: "usVal"}
 
 
 def field_value(h, field_id: int, name: str):

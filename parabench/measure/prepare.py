@@ -53,9 +53,13 @@ class Prepared:
         return self.sweep.device
 
     def evidence(self) -> dict:
-        """The settings, and for a compile point what was compiled (raises if nothing
+        """The settings, the fused Para-Former's branch-group plan (group size and the
+        rule's inputs), and for a compile point what was compiled (raises if nothing
         was). Call after the step has run."""
         out = dict(self.settings)
+        plan = getattr(self.model, "branch_plan", None)  # Para-Former's fused branch groups
+        if plan is not None and getattr(self.model, "execution", "loop") != "loop":
+            out.update(plan(self.point.batch))
         if self.point.mode == "compile":
             from ..workloads import compile_evidence
 

@@ -23,7 +23,7 @@ The sampler (every 50 ms) records, per sample: board power, NVML's utilisation r
 read in one call, SM clock, temperature, memory used and the clock-event ("throttle")
 reasons. Power is NVML's instantaneous field (NVML_FI_DEV_POWER_INSTANT) where the
 driver has it: since Ampere nvmlDeviceGetPowerUsage is a one-second average, which a
-15 ms sampler only resamples; `power_source` says which was read. The utilisation
+50 ms sampler only resamples; `power_source` says which was read. The utilisation
 rates are named for what NVML measures: `gpu_busy_pct`, the share of the last sample
 period in which any kernel ran (not SM occupancy: one tiny kernel counts as busy), and
 `mem_busy_pct`, the share in which device memory was read or written. `throttled` is
@@ -63,7 +63,6 @@ REASONS = {
 }
 #: the reasons that mean the GPU ran slower than it could have
 PERF_LIMITING = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
-_CLOCK_SM = 1  # NVML_CLOCK_SM
 _TEMPERATURE_GPU = 0  # NVML_TEMPERATURE_GPU
 _REASON_CALLS = ("nvmlDeviceGetCurrentClocksEventReasons",
                  "nvmlDeviceGetCurrentClocksThrottleReasons")
@@ -103,7 +102,7 @@ def _readers(h):
     return {
         "power": _power_reader(h),
         "utilisation": utilisation,
-        "sm_clock": one("sm_clock_mhz", "nvmlDeviceGetClockInfo", _CLOCK_SM),
+        "sm_clock": one("sm_clock_mhz", "nvmlDeviceGetClockInfo", nvml.CLOCK_SM),
         "temperature": one("temp_c", "nvmlDeviceGetTemperature", _TEMPERATURE_GPU),
         "mem_used": mem_used,
         "reasons": reasons,

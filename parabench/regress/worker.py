@@ -50,7 +50,7 @@ class _Point:
         except PointUnsupported as e:
             return {"skipped": str(e)}
         warm = measure(self.prep.step, device=sweep.device, warmup=max(1, sweep.warmup),
-                       min_samples=3, max_samples=3, min_time_s=0)
+                       warmup_s=sweep.warmup_s, min_samples=3, max_samples=3, min_time_s=0)
         return {"per_call_ms": sorted(warm)[1]}
 
     def time(self, n: int) -> dict:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ... import analysis
 from ...config import FAMILIES
+from ...measure.load import load_columns
 from ..content import Figure, fmt
 
 __all__ = ["CRITICAL_PATH_NOTE", "ERRBAR", "HOW", "SETUP_KEYS", "Context", "critical_path",
@@ -69,7 +70,7 @@ class Context:
     def __post_init__(self):
         if "width" in self.records:  # the one nullable key column; NaN keys break lookups
             self.records = self.records.assign(width=self.records["width"].fillna("-"))
-        self.records = analysis.split_machines(self.records)
+        self.records = load_columns(analysis.split_machines(self.records))
         self.ok = analysis.with_derived(analysis.ok_records(self.records))
         self.fits = family_sorted(analysis.depth_fits(self.records))
         self.ratios = analysis.parallel_over_serial(self.records)

@@ -5,6 +5,7 @@ import json
 
 from ..content import Missing, Section, Table, fmt
 from .context import HOW, Context, short
+from .load import load_table
 
 __all__ = ["environment_section"]
 
@@ -33,6 +34,9 @@ def environment_section(ctx: Context) -> Section:
         if not env:
             s.missing.append(Missing(f"run {run.get('run_id')} recorded no environment",
                                      HOW["run"]))
+    load = load_table(ctx.records)
+    if load is not None:
+        s.tables.append(load)
     machines = _measured_on(ctx.records)
     if machines:
         s.tables.append(Table("Measured on (the worker of each record)",

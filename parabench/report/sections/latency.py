@@ -6,6 +6,7 @@ import pandas as pd
 from ..content import Missing, Section, fmt, table_from_frame
 from ..figures import Metric, grid
 from .context import CRITICAL_PATH_NOTE, ERRBAR, HOW, SETUP_KEYS, Context, family_sorted
+from .load import BUSY_MARK, BUSY_NOTE, is_busy, load_bullets
 
 __all__ = ["latency_section", "ratio_section"]
 
@@ -15,6 +16,7 @@ def latency_section(ctx: Context) -> Section:
     if ctx.ok.empty:
         s.missing.append(Missing("no successful latency measurement", HOW["run"]))
         return s
+    s.bullets.extend(load_bullets(ctx.ok))
     if "noisy" in ctx.ok and (ctx.ok["noisy"] == 1).any():
         n = int((ctx.ok["noisy"] == 1).sum())
         s.bullets.append(f"{n} of {len(ctx.ok)} points are noisy (IQR above 10% of the "
@@ -84,13 +86,18 @@ def ratio_section(ctx: Context) -> Section:
         fig = ctx.figure(p, f"Latency ratio at equal depth: {label}.")
         if fig:
             s.figures.append(fig)
-    wide = r.pivot_table(index=["family", "serial", "mode", "batch"], columns="depth",
-                         values="ratio")
-    wide = family_sorted(wide.reset_index())
+    index = ["family", "serial", "mode", "batch"]
+    cell = r.assign(cell=[(fmt(v) + "×" + (BUSY_MARK if is_busy(b) else "")) if pd.notna(v)
+                          else "–" for v, b in zip(r["ratio"], r.get("busy", [None] * len(r)),
+                                                   strict=True)])
+    wide = family_sorted(cell.pivot_table(index=index, columns="depth", values="cell",
+                                          aggfunc="first").reset_index())
     cols = {"family": "family", "serial": "over", "mode": "mode", "batch": "batch"}
     cols.update({d: f"depth {d}" for d in wide.columns if d not in cols})
-    s.tables.append(table_from_frame(wide, "Parallel / serial latency ratio", cols,
-                                     {d: lambda v: fmt(v) + "×" if pd.notna(v) else "–"
-                                      for d in cols
-                                      if d not in ("family", "serial", "mode", "batch")}))
+    table = table_from_frame(wide, "Parallel / serial latency ratio", cols,
+                             {d: lambda v: "–" if pd.isna(v) else str(v)
+                              for d in cols if d not in index})
+    if any(is_busy(b) for b in r.get("busy", [])):
+        table.note = " ".join(x for x in (table.note, BUSY_NOTE) if x)
+    s.tables.append(table)
     return s

@@ -1,0 +1,110 @@
+"""How loaded the machine was while a figure was measured: every latency carries it.
+
+Why: on the project's 2-core machine the ranking of two executions flipped with the
+load. Fused Para-Former over the loop at ViT-S width, K 12, batch 8 was 0.53 at a load
+average of 6-8 and 1.20 at 1.5-1.8 (issue 24): contention punishes many small
+operations more than a few large ones, so a figure taken beside other work is not the
+machine's figure. A window records, around a measurement:
+
+* the 1-minute load average before and after (``os.getloadavg``);
+* ``other_cpu_s``: CPU seconds that other processes used during the window, the
+  machine's busy time (``/proc/stat``: user, nice, system, irq, softirq) minus this
+  process's own (``os.times``, waited-for children included);
+* ``busy``: the larger load average above ``threads + BUSY_MARGIN``. The measured
+  process itself keeps ``threads`` cores busy, so more than that, plus a half for the
+  system's own chatter, means other heavy work was running beside it.
+
+Where the system does not say (no ``/proc``, no load average), the field is None.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+__all__ = ["BUSY_MARGIN", "LoadWindow", "busy", "load_columns", "load_text"]
+
+#: Load above the measured threads by more than this marks a figure as busy.
+BUSY_MARGIN = 0.5
+
+
+def _load_1m() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _machine_busy_s() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (all cores)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        user, nice, system, _idle, _iowait, irq, softirq = map(int, fields[1:8])
+        return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _own_s() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def busy(load: float | None, threads: int) -> bool | None:
+    """The rule: a load above ``threads + BUSY_MARGIN`` (None when the load is unknown)."""
+    return None if load is None else load > threads + BUSY_MARGIN
+
+
+class LoadWindow:
+    """``with LoadWindow(threads) as w: measure()``, then ``w.result()``."""
+
+    def __init__(self, threads: int):
+        self.threads = int(threads)
+        self._start: tuple | None = None
+        self._end: tuple | None = None
+
+    def _sample(self) -> tuple:
+        return (_load_1m(), _machine_busy_s(), _own_s(), time.perf_counter())
+
+    def __enter__(self) -> LoadWindow:
+        self._start, self._end = self._sample(), None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._end = self._sample()
+
+    def result(self) -> dict:
+        """The window's conditions; an open window is read up to now."""
+        if self._start is None:
+            raise RuntimeError("LoadWindow.result() before the window was opened")
+        (l0, m0, o0, t0), (l1, m1, o1, t1) = self._start, self._end or self._sample()
+        other = None if m0 is None or m1 is None else round(max(0.0, (m1 - m0) - (o1 - o0)), 2)
+        loads = [v for v in (l0, l1) if v is not None]
+        return {"load_1m_before": l0, "load_1m_after": l1, "other_cpu_s": other,
+                "load_window_s": round(t1 - t0, 2), "load_threads": self.threads,
+                "busy": busy(max(loads) if loads else None, self.threads)}
+
+
+def load_text(cond: dict) -> str:
+    """'load 1.52->1.71, others 0.3 s' (with ' BUSY' when the rule says so)."""
+    def num(v, spec):
+        return "?" if v is None else format(v, spec)
+
+    return (f"load {num(cond.get('load_1m_before'), '.2f')}->"
+            f"{num(cond.get('load_1m_after'), '.2f')}, others "
+            f"{num(cond.get('other_cpu_s'), '.1f')} s" + (" BUSY" if cond.get("busy") else ""))
+
+
+def load_columns(df):
+    """A records frame with ``load_1m`` (the larger of before and after), ``other_cpu_s``
+    and ``busy`` columns taken from each record's ``extra`` (missing: NaN / None)."""
+    if df.empty or "extra" not in df:
+        return df.assign(load_1m=None, other_cpu_s=None, busy=None)
+    extra = df["extra"].map(lambda e: e if isinstance(e, dict) else {})
+
+    def peak(e):
+        loads = [v for v in (e.get("load_1m_before"), e.get("load_1m_after")) if v is not None]
+        return max(loads) if loads else None
+
+    return df.assign(load_1m=extra.map(peak), other_cpu_s=extra.map(lambda e: e.get("other_cpu_s")),
+                     busy=extra.map(lambda e: e.get("busy")))

@@ -1,0 +1,71 @@
+"""Load conditions of a measurement (parabench.measure.load): the rule, the arithmetic,
+and a real spinning process showing up as other processes' CPU time."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from parabench.measure import load
+
+
+def test_busy_rule_is_load_above_threads_plus_a_half():
+    assert load.busy(2.4, 2) is False
+    assert load.busy(2.6, 2) is True
+    assert load.busy(6.0, 2) is True
+    assert load.busy(1.6, 1) is True
+    assert load.busy(None, 2) is None
+
+
+def test_other_cpu_is_the_machine_minus_this_process(monkeypatch):
+    samples = iter([(1.0, 100.0, 10.0, 0.0), (3.1, 104.5, 11.5, 2.0)])
+    monkeypatch.setattr(load.LoadWindow, "_sample", lambda self: next(samples))
+    with load.LoadWindow(2) as w:
+        pass
+    r = w.result()
+    assert r["other_cpu_s"] == 3.0  # 4.5 s busy on the machine, 1.5 of them ours
+    assert r["load_1m_before"] == 1.0 and r["load_1m_after"] == 3.1
+    assert r["busy"] is True and r["load_threads"] == 2 and r["load_window_s"] == 2.0
+    assert "BUSY" in load.load_text(r) and "load 1.00->3.10" in load.load_text(r)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat") or not hasattr(os, "waitid"),
+                    reason="needs Linux /proc/stat")
+def test_a_spinning_child_counts_as_other_cpu_time():
+    """A child that burns CPU inside the window (not yet reaped, so not our own time)
+    appears in other_cpu_s: at least the CPU time the child reports for itself."""
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"
+    with load.LoadWindow(1) as w:
+        child = subprocess.Popen([sys.executable, "-c", spin])
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+    _, _, usage = os.wait4(child.pid, 0)
+    child.returncode = 0
+    child_cpu = usage.ru_utime + usage.ru_stime
+    r = w.result()
+    assert child_cpu >= 0.4
+    assert r["other_cpu_s"] >= 0.9 * child_cpu - 0.05, (r, child_cpu)
+
+
+def test_own_cpu_time_is_not_other():
+    """Spinning in this process adds (almost) nothing beyond what others did meanwhile:
+    bounded by the wall time of the window times the other cores."""
+    with load.LoadWindow(1) as w:
+        t = time.process_time()
+        while time.process_time() - t < 0.3:
+            pass
+    r = w.result()
+    cores = os.cpu_count() or 1
+    if r["other_cpu_s"] is not None:
+        assert r["other_cpu_s"] <= r["load_window_s"] * max(cores - 1, 0) + 0.05, r
+
+
+def test_load_columns_come_from_extra():
+    df = pd.DataFrame({"extra": [{"load_1m_before": 1.2, "load_1m_after": 3.4,
+                                  "other_cpu_s": 5.0, "busy": True}, {}, None]})
+    out = load.load_columns(df)
+    assert out["load_1m"].tolist()[0] == 3.4 and out["busy"].tolist()[0] is True
+    assert pd.isna(out["load_1m"].tolist()[1]) and out["busy"].tolist()[2] is None
