@@ -112,8 +112,8 @@ def _sweep_file(tmp_path, kind: str) -> str:
     (["run", "--config", "@big"], "larger than 1024 KiB"),
     (["run", "--config", "@fifo"], "not a regular file"),
     (["run", "--config", "@typo"], "unknown family (in depths_by_family) 'resnett'"),
-    (["history", "--repo", "/nonexistent"], "order asv results"),
-    (["history", "--branch", "nope"], "order asv results"),
+    (["history", "--repo", "/nonexistent"], "commit order"),
+    (["history", "--branch", "nope"], "commit order"),
 ])
 def test_hostile_input_is_one_line_and_exit_2(argv, needle, tmp_path, capsys):
     argv = [_sweep_file(tmp_path, a[1:]) if a.startswith("@") else a for a in argv]

@@ -50,8 +50,8 @@ def _sources(args):
         asv_dir = Path(".asv") / "results"
     given = [f for f in ("repo", "branch") if getattr(args, f) is not None]
     if given and asv_dir is None:  # they order asv results only: taken silently, a typo hides
-        raise UsageError(f"--{' and --'.join(given)} order asv results, and there are none "
-                         "here; pass --asv-results DIR")
+        raise UsageError(f"--{' and --'.join(given)}: only asv results are put in commit "
+                         "order, and there are none here; pass --asv-results DIR")
     if args.repo is not None and not Path(args.repo).is_dir():
         raise UsageError(f"--repo {args.repo}: no such directory")
     if given and first_parent_line(args.repo or ".", args.branch or "HEAD") is None:
