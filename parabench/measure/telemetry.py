@@ -338,8 +338,9 @@ def telemetry_pass(*, min_batch: int = 1, modes: tuple[str, ...] | None = None,
             latency_ms=ctx.latency_ms if first_of_family else None,
             cuda_index=torch.cuda.current_device(), interval_s=interval_s,
             min_window_s=min_window_s,
-            timing={"warmup": 1, "min_samples": s.min_samples, "max_samples": s.max_samples,
-                    "min_time_s": s.min_time_s},
+            # the latency pass has just warmed the device: no second warm-up by time
+            timing={"warmup": 1, "warmup_s": 0.0, "min_samples": s.min_samples,
+                    "max_samples": s.max_samples, "min_time_s": s.min_time_s},
         )
 
     run.__name__ = "telemetry"

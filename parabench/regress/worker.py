@@ -58,8 +58,10 @@ class _Point:
 
         if self.prep is None:
             return {"error": "RuntimeError: no point built"}
+        # warmed when built (by time too), and turns follow each other closely: a turn
+        # is timed at once
         return {"samples": measure(self.prep.step, device=self.prep.device, warmup=0,
-                                   min_samples=n, max_samples=n, min_time_s=0)}
+                                   warmup_s=0.0, min_samples=n, max_samples=n, min_time_s=0)}
 
     def close(self) -> None:
         self.prep = None
