@@ -64,6 +64,26 @@ def images(batch: int, seed: int = 1) -> torch.Tensor:
     return torch.randn(batch, 3, 32, 32, generator=g)
 
 
+@pytest.mark.parametrize("patch", [8, (4, 8)])
+def test_embedding_is_the_authors_linear_over_patches_in_p1_p2_c_order(patch):
+    """The embedding runs as a strided convolution; it must stay the authors' function:
+    cut into patches, flatten each as (p1 p2 c), Linear, CLS token, position embedding;
+    and its gradient must reach the Linear's weight in that layout."""
+    m = build(patch_size=patch)
+    x = images(3)
+    B, C, _, _ = x.shape
+    (ph, pw), (gh, gw) = m.patch_size, m.grid_size
+    patches = x.reshape(B, C, gh, ph, gw, pw).permute(0, 2, 4, 3, 5, 1).reshape(B, gh * gw, -1)
+    want = torch.cat((m.cls_token.expand(B, -1, -1), m.patch_embed(patches)), 1) + m.pos_embed
+    assert rel_err(m.embed(x), want) < 1e-6
+    w = torch.randn_like(want)
+    (m.embed(x) * w).sum().backward()
+    got = m.patch_embed.weight.grad.clone()
+    m.zero_grad()
+    (want * w).sum().backward()
+    assert rel_err(got, m.patch_embed.weight.grad) < 1e-5
+
+
 def run_with_grads(model: ParaFormer, x: torch.Tensor, w: torch.Tensor):
     model.zero_grad(set_to_none=True)
     out = model(x)

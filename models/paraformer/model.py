@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checks import (
@@ -246,10 +247,14 @@ class ParaFormer(nn.Module):
                 f"expected input [B, {self.in_chans}, {self.img_size[0]}, {self.img_size[1]}], "
                 f"got {list(x.shape)}"
             )
-        (ph, pw), (gh, gw) = self.patch_size, self.grid_size
-        # b c (gh p1) (gw p2) -> b (gh gw) (p1 p2 c)
-        x = x.reshape(B, C, gh, ph, gw, pw).permute(0, 2, 4, 3, 5, 1).reshape(B, gh * gw, -1)
-        x = self.patch_embed(x)
+        ph, pw = self.patch_size
+        # The authors' Linear over patches flattened (p1 p2 c) is a convolution of stride
+        # p whose kernel is that Linear's weight read as [D, p1, p2, c] -> [D, c, p1, p2]:
+        # the same function and parameters, without first copying the image into patch
+        # order (the copy cost 1.9 of the 6.9 ms the embedding took at ViT-S width, batch
+        # 8, on 2 CPU threads; timm's ViT embeds this way)
+        w = self.patch_embed.weight.view(-1, ph, pw, C).permute(0, 3, 1, 2)
+        x = F.conv2d(x, w, self.patch_embed.bias, stride=(ph, pw)).flatten(2).transpose(1, 2)
         x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1) + self.pos_embed
         return self.emb_drop(x)
 
