@@ -1,4 +1,6 @@
 """Bad input: one clear line, exit code 2, database untouched. Good input: --help works."""
+import contextlib
+import io
 import re
 import sqlite3
 
@@ -270,12 +272,15 @@ def test_resume_latest_and_refusing_flags_beside_it(tmp_path, capsys):
     assert "--depth cannot change it" in _err_line(capsys)
 
 
-@pytest.fixture
-def small_db(tmp_path, capsys):
-    db = tmp_path / "r.db"
-    assert _exit_code(["run", "--family", "vit", "--depth", "1", "--min-time", "0",
-                       "--min-samples", "3", "--no-progress", "--db", str(db)]) == 0
-    capsys.readouterr()
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory):
+    """One measured database for the tests that only read it: a sweep costs about 5 s
+    here (a worker process importing torch), once instead of once per test."""
+    db = tmp_path_factory.mktemp("small") / "r.db"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = _exit_code(["run", "--family", "vit", "--depth", "1", "--min-time", "0",
+                           "--min-samples", "3", "--no-progress", "--db", str(db)])
+    assert code == 0
     return db
 
 
