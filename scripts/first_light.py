@@ -178,12 +178,25 @@ def write_summary(out: Path, work: Path, parts: list[Part], device: str,
     return text
 
 
-def pack(out: Path, work: Path) -> None:
-    """Everything under `work` into one tarball (databases, logs, report, traces)."""
+#: a GPU job brings back files of at most 16 MiB
+MAX_FILE_BYTES = 15 * 2**20
+
+
+def pack(out: Path, work: Path) -> str:
+    """Everything under `work` into one tarball (databases, logs, report, traces). Over
+    what a GPU job brings back, it is packed again without the profiler traces (their
+    kernel counts are in kernels.db); returns a note saying so, or ""."""
     tmp = out / "first-light.tar.gz.part"
-    with tarfile.open(tmp, "w:gz") as tar:
-        tar.add(work, arcname="first-light")
+    for skip in (None, "traces"):
+        with tarfile.open(tmp, "w:gz") as tar:
+            tar.add(work, arcname="first-light", filter=lambda t, skip=skip: None if skip and
+                    t.name.startswith(f"first-light/{skip}") else t)
+        if tmp.stat().st_size <= MAX_FILE_BYTES:
+            break
     tmp.replace(out / "first-light.tar.gz")
+    if skip:
+        return f"first-light.tar.gz: traces left out (over {MAX_FILE_BYTES >> 20} MiB with them)"
+    return ""
 
 
 def main(argv=None) -> int:
@@ -223,8 +236,11 @@ def main(argv=None) -> int:
         run_part(part, limit, work)
         print(f"   rc {part.rc} in {part.seconds:.0f} s {part.note}", flush=True)
         write_summary(args.out, work, parts, args.device, args.budget, started)
+    note = pack(args.out, work)
     text = write_summary(args.out, work, parts, args.device, args.budget, started)
-    pack(args.out, work)
+    if note:
+        text += note + "\n"
+        (args.out / "summary.txt").write_text(text)
     print()
     print(text, end="")
     failed = [p for p in parts if p.rc not in (0, None) or p.note.startswith("not run")]

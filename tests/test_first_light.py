@@ -6,6 +6,7 @@ scripts/ci_first_light.sh.)"""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tarfile
 import time
@@ -118,3 +119,19 @@ def test_figures_from_partial_results_say_what_is_missing(tmp_path):
     assert "vit depth 48 batch 256: 0.25 J/image" in text
     assert "1980-1980 MHz" in text and "gpu tests: -" in text
     assert "no bench rows" in read_bench_table(tmp_path / "absent.csv")
+
+
+def test_a_tarball_too_big_to_come_back_is_packed_again_without_traces(tmp_path):
+    work, out = tmp_path / "work", tmp_path / "out"
+    (work / "traces").mkdir(parents=True)
+    out.mkdir()
+    (work / "traces" / "big.json").write_bytes(os.urandom(first_light.MAX_FILE_BYTES + 1))
+    (work / "sweep.json").write_text("[]")
+    note = first_light.pack(out, work)
+    assert "traces left out" in note
+    assert (out / "first-light.tar.gz").stat().st_size <= first_light.MAX_FILE_BYTES
+    with tarfile.open(out / "first-light.tar.gz") as tar:
+        names = tar.getnames()
+    assert "first-light/sweep.json" in names and not any("traces/" in n for n in names)
+    (work / "traces" / "big.json").write_text("{}")
+    assert first_light.pack(out, work) == ""  # small enough: traces kept
