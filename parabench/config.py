@@ -133,12 +133,10 @@ class Sweep:
         if self.min_samples < 1 or self.max_samples < self.min_samples:
             raise UsageError(f"need 1 <= min_samples <= max_samples, got min_samples="
                              f"{self.min_samples} max_samples={self.max_samples}")
-        if not 0 <= self.min_time_s <= MAX_MIN_TIME_S:  # also refuses nan
-            raise UsageError(f"min time must be a finite number between 0 and {MAX_MIN_TIME_S} s, got "
-                             f"{self.min_time_s}")
-        if self.warmup_s is not None and not 0 <= self.warmup_s <= MAX_WARMUP_S:
-            raise UsageError(f"warm-up time must be between 0 and {MAX_WARMUP_S} s, got "
-                             f"{self.warmup_s}")
+        for what, v, hi in (("min time", self.min_time_s, MAX_MIN_TIME_S),
+                            ("warm-up time", self.warmup_s, MAX_WARMUP_S)):
+            if v is not None and not 0 <= v <= hi:  # also refuses nan
+                raise UsageError(f"{what} must be a finite number between 0 and {hi} s, got {v}")
         if self.threads is not None:
             _check_range("threads", self.threads, 1, os.cpu_count() or 1,
                          why="this machine's CPU count")
@@ -199,10 +197,10 @@ def _check_types(s: Sweep) -> None:
     for f in _INT_FIELDS:
         if not _is_int(getattr(s, f)):
             raise UsageError(f"{f}: expected an integer, got {getattr(s, f)!r}")
-    for f in ("min_time_s", "warmup_s"):
+    seconds = ("min_time_s",) + (() if s.warmup_s is None else ("warmup_s",))
+    for f in seconds:
         v = getattr(s, f)
-        if (v is not None or f == "min_time_s") and (
-                not isinstance(v, (int, float)) or isinstance(v, bool)):
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
             raise UsageError(f"{f}: expected a number of seconds, got {v!r}")
     if s.threads is not None and not _is_int(s.threads):
         raise UsageError(f"threads: expected an integer, got {s.threads!r}")

@@ -88,10 +88,10 @@ def headline(work: Path, device: str, parts) -> list[str]:
                    + " / ".join(_fmt(m, ".3f") for m in ms)
                    + f" ms; depth {KS[-1]} over depth 1: {_fmt(growth, '.2f', 'x')}")
     for exec_ in ("fused", "least-work", "loop"):
-        fused_vit = next((r for r in bench if (r["mode"], r["batch"], r["K"], r["exec"]) ==
-                          (mode, str(big), str(KS[-1]), exec_)), None)
+        row = next((r for r in bench if (r["mode"], r["batch"], r["K"], r["exec"]) ==
+                    (mode, str(big), str(KS[-1]), exec_)), None)
         out.append(f"- {exec_} / ViT-S at batch {big}, depth {KS[-1]}: "
-                   f"{_ratio(fused_vit, 'vit') if fused_vit else '-'}")
+                   f"{_ratio(row, 'vit') if row else '-'}")
     errs = [r.get("max_rel_err_vs_loop") for r in bench if r["exec"] == "fused"]
     out.append(f"- fused max relative error against loop: {max(errs, default='-')}")
     sweep = _records(work / "sweep.json")

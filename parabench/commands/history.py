@@ -49,17 +49,17 @@ def _sources(args):
     if asv_dir is None and (Path(".asv") / "results").is_dir():
         asv_dir = Path(".asv") / "results"
     given = [f for f in ("repo", "branch") if getattr(args, f) is not None]
+    repo, branch = args.repo or ".", args.branch or "HEAD"
     if given and asv_dir is None:  # they order asv results only: taken silently, a typo hides
         raise UsageError(f"--{' and --'.join(given)}: only asv results are put in commit "
                          "order, and there are none here; pass --asv-results DIR")
     if args.repo is not None and not Path(args.repo).is_dir():
         raise UsageError(f"--repo {args.repo}: no such directory")
-    if given and first_parent_line(args.repo or ".", args.branch or "HEAD") is None:
+    if given and first_parent_line(repo, branch) is None:
         # asked for by name: a wrong one must not fall back to date order unnoticed
-        raise UsageError(f"no branch {args.branch or 'HEAD'!r} in a git repository at "
-                         f"{args.repo or '.'}")
+        raise UsageError(f"no branch {branch!r} in a git repository at {repo}")
     if asv_dir is not None:
-        df = load_asv_history(asv_dir, repo=args.repo or ".", branch=args.branch or "HEAD")
+        df = load_asv_history(asv_dir, repo=repo, branch=branch)
         frames.append(df)
         off = df.attrs.get("off_line", 0)
         notes.append(f"asv results {asv_dir}: {df['commit'].nunique()} commits, "

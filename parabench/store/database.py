@@ -227,10 +227,9 @@ class Store(_Reading, _Extras):
 
     @_guarded
     def run(self, run_id: str) -> dict:
-        names, rows = self._fetch_raw("SELECT * FROM runs WHERE run_id=?", (run_id,))
-        if not rows:
+        row = self._fetch_one("SELECT * FROM runs WHERE run_id=?", (run_id,))
+        if row is None:
             raise UsageError(f"no run {run_id!r} in {self.path}")
-        row = dict(zip(names, rows[0], strict=True))
         reason = verify_sealed("runs", row) if self.version >= 4 else None
         if reason:
             raise DamagedDatabase(f"run {run_id} in {self.path} is damaged ({reason}); run "

@@ -14,7 +14,7 @@ from .sealing import seal
 
 class _Extras:
     """Peaks and comparisons, a part of `Store` (which provides `path`, `_conn`,
-    `version`, `transaction` and `_fetch_raw`)."""
+    `version`, `transaction` and `_fetch_one`)."""
 
     def _damaged_extra(self, what: str, row: dict) -> str | None:
         reason = verify_sealed(what, row) if self.version >= 4 else None
@@ -31,9 +31,8 @@ class _Extras:
 
     @_guarded
     def get_peak(self, machine: str, device: str, dtype: str) -> float | None:
-        names, rows = self._fetch_raw(
+        row = self._fetch_one(
             "SELECT * FROM peaks WHERE machine=? AND device=? AND dtype=?", (machine, device, dtype))
-        row = dict(zip(names, rows[0], strict=True)) if rows else None
         if row is None or self._damaged_extra("peaks", row):
             return None
         return row["tflops"]
@@ -61,8 +60,7 @@ class _Extras:
 
     @_guarded
     def latest_comparison(self) -> dict | None:
-        names, rows = self._fetch_raw("SELECT * FROM comparisons ORDER BY id DESC LIMIT 1")
-        row = dict(zip(names, rows[0], strict=True)) if rows else None
+        row = self._fetch_one("SELECT * FROM comparisons ORDER BY id DESC LIMIT 1")
         if row is None or self._damaged_extra("comparisons", row):
             return None
         return {"created_at": row["created_at"], "baseline": row["baseline"],

@@ -48,8 +48,7 @@ class _Reading:
         number in `meta`; a damaged or missing one counts as 0 (the strictest)."""
         if self.version < 4:
             return None
-        names, rows = self._fetch_raw("SELECT * FROM meta WHERE name=?", (UNVERIFIED_UPTO,))
-        row = dict(zip(names, rows[0], strict=True)) if rows else None
+        row = self._fetch_one("SELECT * FROM meta WHERE name=?", (UNVERIFIED_UPTO,))
         reason = "missing" if row is None else verify_sealed("meta", row)
         if reason is None and isinstance(row["value"], int):
             return row["value"]
@@ -191,6 +190,11 @@ class _Reading:
             return [d[0] for d in cur.description], cur.fetchall()
         finally:
             self._conn.text_factory = str
+
+    def _fetch_one(self, sql: str, args=()) -> dict | None:
+        """The first raw row of `sql` as a column -> value mapping, or None."""
+        names, rows = self._fetch_raw(sql, args)
+        return dict(zip(names, rows[0], strict=True)) if rows else None
 
     def _report(self, damage: DamagedRecord) -> None:
         self.damaged.append(damage)
