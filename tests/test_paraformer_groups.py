@@ -12,17 +12,16 @@ import paraformer.groups as groups
 import pytest
 import torch
 from paraformer import ParaFormer
-from test_paraformer import RTOL, build, images, rel_err, run_with_grads
+from test_paraformer import (  # noqa: F401  (_one_thread: its autouse fixture, here too)
+    RTOL,
+    _one_thread,
+    build,
+    images,
+    rel_err,
+    run_with_grads,
+)
 
 K = 5  # groups of 2 and 3 leave a smaller last group
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _at(model: ParaFormer, execution: str, group: int | None) -> ParaFormer:
