@@ -65,7 +65,9 @@ def skip(reason: str):
 
 class PreparedPoint:
     """One point held open between asv's `setup` and `teardown`: `open()` builds it the
-    way `parabench run` does, `close()` frees it. Points that cannot run here skip."""
+    way `parabench run` does, `close()` frees it. Points that cannot run here skip.
+    Not measure.prepare.HeldPoint: asv runs this suite against older commits too, whose
+    parabench has only `prepared`."""
 
     def __init__(self):
         self._stack = None

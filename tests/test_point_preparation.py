@@ -9,7 +9,8 @@ from parabench import Store, Sweep, load
 from parabench import workloads as wl
 from parabench.config import Point, preset
 from parabench.measure import prepare
-from parabench.runner import measure_point, run_sweep
+from parabench.measure.point import measure_point
+from parabench.runner import run_sweep
 
 TINY = dict(device="cpu", width="tiny", img_size=32, warmup=1, min_samples=3, min_time_s=0.0)
 

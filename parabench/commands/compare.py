@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ._options import add_db, add_out, add_sweep_args, sweep_from_args
-from ._values import positive_float, positive_int, probability, threshold, worker_count
+from ._values import memory_budget, positive_float, positive_int, probability, threshold, worker_count
 
 
 def register(sub) -> None:
@@ -56,8 +56,8 @@ def register(sub) -> None:
         "processes take turns of --turn-ms, so drifts of machine speed hit both equally. "
         "What to measure comes from the sweep flags (default: the quick preset). Both "
         "sides are stored as runs, then compared. Each side is measured by its own "
-        "checkout's parabench/regress/worker.py: commits older than that file cannot be "
-        "measured this way.")
+        "checkout's worker (parabench/executors/worker.py, or parabench/regress/worker.py "
+        "in older commits): commits older than both cannot be measured this way.")
     ab.add_argument("--interleave", action="store_true",
                     help="measure A and B alternately now instead of reading stored results")
     ab.add_argument("--rounds", type=positive_int, default=30,
@@ -71,6 +71,13 @@ def register(sub) -> None:
     ab.add_argument("--turn-ms", type=positive_float, default=25.0,
                     help="length of one turn in ms (calls per turn = turn / per-call time; "
                     "default %(default)s)")
+    ab.add_argument("--point-timeout", type=positive_float, metavar="SECONDS",
+                    help="a side's worker that takes longer than this to build a point or "
+                    "to time one turn is killed: that side's point becomes an error row, a "
+                    "new worker goes on; default: no limit")
+    ab.add_argument("--memory-limit", type=memory_budget, metavar="SIZE",
+                    help="address space each side's worker may add (e.g. 8G; CPU only); "
+                    "default: half the memory available, shared by the two")
     add_sweep_args(ab, timing=False)
     p.set_defaults(func=main)
 
@@ -106,7 +113,7 @@ def _interleave(args) -> tuple[str, str]:
     import shlex
 
     from ..errors import UsageError
-    from ..regress.interleave import interleaved_runs
+    from ..regress.interleave import Arm, interleaved_runs
     from ..runner import preflight
     from ..store import Store
 
@@ -114,9 +121,11 @@ def _interleave(args) -> tuple[str, str]:
         raise UsageError("--interleave measures now; it does not read --asv-results")
     sweep = preflight(sweep_from_args(args))  # bad flags refused before any file is made
     with Store(args.db) as store:
-        return interleaved_runs(
-            args.baseline, args.contender, sweep, store=store, repo=args.repo,
+        a, b = interleaved_runs(
+            [Arm(args.baseline), Arm(args.contender)], sweep, store=store, repo=args.repo,
             rounds=args.rounds, processes=args.processes, turn_ms=args.turn_ms,
+            point_timeout=args.point_timeout, memory_limit=args.memory_limit,
             command="parabench compare " + shlex.join(sys.argv[2:]),
             log=(lambda m: print(m, file=sys.stderr)) if args.progress else (lambda m: None),
         )
+    return a, b

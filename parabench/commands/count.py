@@ -49,10 +49,10 @@ def main(args) -> int:
 
     from ..environment import collect
     from ..errors import UsageError
-    from ..measure.instructions import count_points, require_valgrind
-    from ..progress import SweepProgress
+    from ..executors import PassSpec, make_executor
+    from ..measure.instructions import require_valgrind
     from ..regress.interleave import WORKTREE, checkout
-    from ..runner import preflight
+    from ..runner import preflight, run_sweep
     from ..store import Store
 
     sweep = sweep_from_args(args)
@@ -64,6 +64,7 @@ def main(args) -> int:
     sweep = preflight(sweep)
     require_valgrind()
     env = collect()
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="parabench-count-") as tmp:
         source = None
         if args.ref is not None:
@@ -71,30 +72,24 @@ def main(args) -> int:
             if args.ref == WORKTREE:
                 source = source.resolve()
             env["git"] = {"commit": commit or None, "dirty": dirty}
-        store = Store(args.db)
-        run_id = store.start_run(sweep={**sweep.to_dict(), "counts": {
-            "ref": args.ref, "number": args.number, "repeats": args.repeats}},
-            preset=f"counts:{sweep.name}", command="python -m parabench "
-            + shlex.join(sys.argv[1:]), env=env)
-        points = sweep.points()
-        print(f"run {run_id}: counting {len(points)} points, {args.jobs} at a time "
-              f"(minutes each under valgrind) into {store.path}", file=sys.stderr)
-        status = "failed"
-        bar = SweepProgress(len(points), 0, enabled=args.progress)
-        try:
-            with bar:
-                def done(rec):
-                    store.add_record(run_id, rec)
-                    bar.finished(rec)
-
-                recs = count_points(points, sweep, source=source, jobs=args.jobs,
-                                    number=args.number, repeats=args.repeats, on_done=done)
-            status = "finished"
-        finally:
-            store.finish_run(run_id, status)
-    for rec in sorted(recs, key=lambda r: r.key):
-        what = f"{rec.stats.median:,.0f} instructions/forward" if rec.stats else \
-            f"{rec.status}: {rec.reason}"
+        # one worker per job: each count is a valgrind process of its own, started by
+        # its worker; the runner commits each count as it comes back, in any order
+        spec = PassSpec(kind="instructions", number=args.number, repeats=args.repeats,
+                        source=None if source is None else str(source))
+        executor = make_executor("process", passes=spec, workers=args.jobs, log=log)
+        log(f"counting {len(sweep.points())} points, {args.jobs} at a time (minutes each "
+            "under valgrind)")
+        with Store(args.db) as store:
+            run_id = run_sweep(
+                sweep, store, executor=executor, progress=args.progress, log=log, env=env,
+                command="python -m parabench " + shlex.join(sys.argv[1:]),
+                preset=f"counts:{sweep.name}",
+                run_info={"counts": {"ref": args.ref, "number": args.number,
+                                     "repeats": args.repeats}})
+            recs = store.records_frame([run_id])
+    for rec in recs.sort_values("key").itertuples():
+        what = (f"{rec.median_ms:,.0f} instructions/forward" if rec.status == "ok"
+                else f"{rec.status}: {rec.reason}")
         print(f"{rec.key}  {what}")
     print(f"run {run_id}")
-    return 0 if all(r.status == "ok" for r in recs) else 1
+    return 0 if (recs["status"] == "ok").all() else 1

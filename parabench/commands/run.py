@@ -132,6 +132,9 @@ def _stored_sweep(store, run_id: str, args):
     if isinstance(stored, dict) and "interleaved" in stored:
         raise UsageError(f"run {run_id} was measured by `compare --interleave`; an "
                          f"interleaved comparison cannot be resumed: run the compare again")
+    if isinstance(stored, dict) and "counts" in stored:
+        raise UsageError(f"run {run_id} holds instruction counts (`parabench count`); "
+                         f"`run --resume` measures latencies: count again instead")
     if not isinstance(stored, dict):
         raise UsageError(f"run {run_id} has no readable stored sweep; it cannot be resumed")
     try:

@@ -1,4 +1,4 @@
-"""What every executor shares: the description of the extra passes (rebuilt inside each
+"""What every executor shares: what to measure at each point (rebuilt inside each
 worker, since passes hold models and open files that cannot travel between processes),
 measuring one point where the executor runs it, the worker's environment, and the
 test-only fault injection."""
@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FAULT_ENV", "PassSpec", "measure_here", "poisons_cuda", "worker_environment"]
+__all__ = ["FAULT_ENV", "KINDS", "PassSpec", "inject_fault", "measure_here", "poisons_cuda",
+           "worker_environment"]
 
 #: Test-only: "KIND:TEXT" makes a worker misbehave inside every point whose key contains
 #: TEXT, as real failures do: abort (SIGABRT, as a failed assertion in a C++ kernel),
@@ -23,16 +24,34 @@ STICKY_CUDA_ERRORS = ("device-side assert", "illegal memory access", "CUDA error
                       "misaligned address", "illegal instruction")
 
 
+#: What a point's measurement is: its latency (and the extra passes after it), or the
+#: instructions one forward executes under Callgrind.
+KINDS = ("latency", "instructions")
+
+
 @dataclass(frozen=True)
 class PassSpec:
-    """Which extra passes to run after the latency pass (see measure/passes.py), in a
-    form that can be sent to a worker. `db` lets a worker on the driver's machine cache
-    its measured peak in the store's `peaks` table (read and written there only)."""
+    """What to measure at each point, in a form that can be sent to a worker: the kind
+    (KINDS); for latency, which extra passes follow it (see measure/passes.py); for
+    instructions, forwards per repeat and repeats. `db` lets a worker on the driver's
+    machine cache its measured peak in the store's `peaks` table (read and written
+    there only)."""
 
     profile: bool = False
     telemetry: bool = True
     trace_dir: str | None = None
     db: str | None = None
+    kind: str = "latency"
+    number: int = 20
+    repeats: int = 2
+    #: the source tree whose code a count executes (a checkout of another commit);
+    #: None: this parabench's. Only valgrind's process imports it, so a commit from
+    #: before this worker existed can still be counted.
+    source: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown measurement kind {self.kind!r}; one of {KINDS}")
 
     def open_store(self):
         """The run's store, when this worker can reach its file (None elsewhere)."""
@@ -42,9 +61,21 @@ class PassSpec:
             return Store(self.db, create=False)
         return None
 
+    def key_of(self, point) -> str:
+        """The key of `point`'s record: counts have keys of their own, so a count can
+        never be read as a latency."""
+        if self.kind == "instructions":
+            from ..measure.instructions import count_key
+
+            return count_key(point)
+        return point.key
+
     def build(self, sweep, store=None) -> list:
         """The pass functions, for a worker."""
         from ..measure.passes import extra_passes
+
+        if self.kind != "latency":
+            return []
 
         return extra_passes(sweep, profile=self.profile, telemetry=self.telemetry,
                             trace_dir=self.trace_dir, store=store)
@@ -61,15 +92,23 @@ def worker_environment() -> dict:
     return env
 
 
-def measure_here(point, sweep, *, passes=(), run_id: str = "", store=None):
-    """Measure `point` in this process and stamp the record with where it was measured."""
+def measure_here(point, sweep, *, spec: PassSpec | None = None, passes=(), run_id: str = "",
+                 store=None):
+    """Measure `point` in this process as `spec` says (default: its latency) and stamp
+    the record with where it was measured."""
     from ..errors import one_line
+    from ..measure.point import measure_point
     from ..records import Record
-    from ..runner import measure_point
 
     try:
-        _inject_fault(point.key)
-        rec = measure_point(point, sweep, passes=passes, run_id=run_id, store=store)
+        inject_fault(point.key)
+        if spec is not None and spec.kind == "instructions":
+            from ..measure.instructions import count_record
+
+            rec = count_record(point, sweep, source=spec.source, number=spec.number,
+                               repeats=spec.repeats)
+        else:
+            rec = measure_point(point, sweep, passes=passes, run_id=run_id, store=store)
     except Exception as e:  # an injected CUDA error, raised as the kernel's would be
         rec = Record.for_point(point, sweep, status="error", reason=one_line(e))
     env = worker_environment()
@@ -77,7 +116,7 @@ def measure_here(point, sweep, *, passes=(), run_id: str = "", store=None):
     return rec
 
 
-def _inject_fault(key: str) -> None:
+def inject_fault(key: str) -> None:
     spec = os.environ.get(FAULT_ENV)
     if not spec or ":" not in spec:
         return

@@ -31,8 +31,8 @@ def _measure_task(point, sweep, spec, run_id):
         torch.set_num_threads(sweep.threads)
     store = spec.open_store()
     try:
-        return measure_here(point, sweep, passes=spec.build(sweep, store), run_id=run_id,
-                            store=store)
+        return measure_here(point, sweep, spec=spec, passes=spec.build(sweep, store),
+                            run_id=run_id, store=store)
     finally:
         if store is not None:
             store.close()
@@ -68,7 +68,7 @@ class RayExecutor:
 
     def __init__(self, passes, *, address: str | None = None, workers: int | None = None,
                  log=print):
-        self._spec = passes
+        self.spec = passes
         self._address = address
         self._workers = workers
         self._log = log
@@ -115,7 +115,7 @@ class RayExecutor:
         pending = {}
         try:
             for point in points:
-                pending[task.remote(point, sweep, self._spec, run_id)] = point
+                pending[task.remote(point, sweep, self.spec, run_id)] = point
                 started(point)
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)

@@ -28,13 +28,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import UsageError, one_line
 
-__all__ = ["COUNT_PREFIX", "COUNT_UNIT", "count_instructions", "count_points", "count_key",
+__all__ = ["COUNT_PREFIX", "COUNT_UNIT", "count_instructions", "count_key", "count_record",
            "require_valgrind"]
 
 #: Record keys of counts start with this; timing keys start with a family name.
@@ -68,7 +67,8 @@ def _setup_code(point, sweep, source: Path) -> str:
     `Timer.collect_callgrind` also runs the setup once in *this* process, to check the
     statement before paying for valgrind; there the path is left alone and the point is
     built by the parabench already imported. The valgrind side is told apart by the
-    script torch writes for it."""
+    script torch writes for it. Only `prepared` is used (not measure.prepare.HeldPoint):
+    the counted tree may be a commit from before the holder existed."""
     paths = [str(source), str(source / "models")]
     return "\n".join([
         "import os, sys",
@@ -107,40 +107,27 @@ def count_instructions(point, sweep, *, source: str | Path | None = None,
     return [s.counts(denoise=True) / number for s in stats]
 
 
-def count_points(points: Iterable, sweep, *, source=None, jobs: int = 2,
-                 number: int = DEFAULT_NUMBER, repeats: int = DEFAULT_REPEATS,
-                 on_done: Callable | None = None) -> list:
-    """A Record per point (unit instructions), counted `jobs` at a time (each count is
-    its own valgrind process, so threads suffice). Failures become error/skipped rows."""
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
+def count_record(point, sweep, *, source=None, number: int = DEFAULT_NUMBER,
+                 repeats: int = DEFAULT_REPEATS):
+    """The Record of one point's count (unit instructions, its own key); a failure is an
+    error or skipped row, never an exception. Runs wherever the runner's executor put
+    the point: each count is a valgrind process of its own."""
     from ..catalog import model_info
     from ..records import Record
     from ..workloads import unsupported
 
-    def one(point):
-        rec = Record.for_point(point, sweep, unit=COUNT_UNIT)
-        rec.key = count_key(point)
-        rec.extra = {"number": number, "repeats": repeats, "counter": "callgrind"}
-        reason = unsupported(point.mode, point.workload, sweep.device)
-        if reason:
-            rec.status, rec.reason = "skipped", reason
-            return rec
-        try:
-            info = model_info(point.family, point.depth, width=sweep.width,
-                              img_size=sweep.img_size)
-            rec.params, rec.flops = info["params"], info["flops"]
-            rec.samples_ms = count_instructions(point, sweep, source=source, number=number,
-                                                repeats=repeats)
-        except Exception as e:  # noqa: BLE001 (every failure is a row, never a lost run)
-            rec.status, rec.reason, rec.samples_ms = "error", one_line(e, 300), []
+    rec = Record.for_point(point, sweep, unit=COUNT_UNIT)
+    rec.key = count_key(point)
+    rec.extra = {"number": number, "repeats": repeats, "counter": "callgrind"}
+    reason = unsupported(point.mode, point.workload, sweep.device)
+    if reason:
+        rec.status, rec.reason = "skipped", reason
         return rec
-
-    out = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for fut in as_completed([pool.submit(one, p) for p in points]):
-            rec = fut.result()  # each count commits as it finishes, in any order
-            if on_done is not None:
-                on_done(rec)
-            out.append(rec)
-    return out
+    try:
+        info = model_info(point.family, point.depth, width=sweep.width, img_size=sweep.img_size)
+        rec.params, rec.flops = info["params"], info["flops"]
+        rec.samples_ms = count_instructions(point, sweep, source=source, number=number,
+                                            repeats=repeats)
+    except Exception as e:  # noqa: BLE001 (every failure is a row, never a lost run)
+        rec.status, rec.reason, rec.samples_ms = "error", one_line(e, 300), []
+    return rec

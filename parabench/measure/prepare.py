@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .device import free_memory, is_cuda
 
-__all__ = ["PointUnsupported", "Prepared", "prepared"]
+__all__ = ["HeldPoint", "PointUnsupported", "Prepared", "prepared"]
 
 
 class PointUnsupported(Exception):
@@ -141,3 +141,24 @@ def prepared(point, sweep, *, peak=None) -> Iterator[Prepared]:
             prep.model = prep.x = prep.step = None
         prep = None
         free_memory(sweep.device)
+
+
+class HeldPoint:
+    """One prepared point kept open across calls (an interleaved arm's turns, asv's
+    setup/teardown, a count's setup under valgrind), freed by `close()` or by opening
+    the next one: the single place that holds `prepared` open outside a `with`."""
+
+    def __init__(self):
+        self._stack = ExitStack()
+        self.prep: Prepared | None = None
+
+    def open(self, point, sweep) -> Prepared:
+        """Build `point` (freeing the one held before); PointUnsupported as `prepared`."""
+        self.close()
+        self.prep = self._stack.enter_context(prepared(point, sweep))
+        return self.prep
+
+    def close(self) -> None:
+        self.prep = None
+        self._stack.close()
+        self._stack = ExitStack()

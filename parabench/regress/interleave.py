@@ -1,77 +1,79 @@
-"""Measure two commits *alternately* and store them as two runs (`compare --interleave`).
+"""Measure several arms *alternately*, turn by turn (`compare --interleave`, and sweeps
+whose schedule is "interleaved").
 
-Each side is a checkout (a git ref exported with `git archive`, or WORKTREE, the
-working tree as it is) measured by its own process, `python -m parabench.regress.worker`
-run from that checkout, so each side runs its own commit's parabench and models. The
-two processes take turns of a few tens of milliseconds per point. On a shared or
-virtualised machine the speed of the CPU itself drifts by tens of percent within
-seconds; runs measured one after the other inherit that drift, interleaved turns share
-it. Measured on the 2-core development VM: two back-to-back runs of the same code
-differed by up to 2.4x (median 28%), interleaved turns by at most 3% on a quiet
-machine (tests/test_compare_proof.py has the figures). What turns cannot cancel is a
-bias that lasts a worker process's lifetime; several pairs of processes, one after the
-other, measure it, and compare's interval is built over pairs.
+An arm is some code and what it measures: a checkout (a git ref exported with `git
+archive`, WORKTREE for the working tree as it is, or None for this parabench as
+imported) and, optionally, a family that replaces each point's own, so that two
+commits, or the executions of one model (loop, fused, least-work, ViT), are arms alike.
+Each arm is measured by its own worker process (executors/worker.py, started and
+spoken to by executors/channel.py, as a sweep's workers are), so each checkout runs its
+own commit's parabench and models, under the memory guard and the point timeout.
 
-A commit that predates `parabench/regress/worker.py` cannot be measured this way (its
-code has no worker to run): that is a UsageError naming the commit.
+Why turns. On a shared or virtualised machine the speed of the CPU itself drifts by
+tens of percent within seconds; runs measured one after the other inherit that drift,
+interleaved turns share it. Measured on the 2-core development VM: two back-to-back
+runs of the same code differed by up to 2.4x (median 28%), interleaved turns by at
+most 3% on a quiet machine (tests/test_compare_proof.py has the figures). What turns
+cannot cancel is a bias that lasts a worker process's lifetime; several sets of
+processes, one after the other, measure it, and compare's interval is built over them.
+
+Family arms of one checkout share one run (their keys differ by family); any other
+arm has a run of its own, so two commits, or one commit against itself, compare as
+two runs.
+
+A commit whose checkout has neither this worker nor its predecessor
+(`parabench/regress/worker.py`, protocol 1: the same "build"/"time" messages, no
+memory guard) cannot be measured this way: a UsageError naming the commit.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import UsageError
 from .sides import git_commit_of
 
-__all__ = ["WORKTREE", "checkout", "interleaved_runs"]
+__all__ = ["WORKTREE", "Arm", "checkout", "interleaved_runs"]
 
 #: Name for the uncommitted working tree as a side of `interleaved_runs`.
 WORKTREE = "WORKTREE"
-#: The worker module, and its file inside a checkout.
-_WORKER_MODULE = "parabench.regress.worker"
-_WORKER_FILE = Path("parabench", "regress", "worker.py")
-#: The protocol this driver speaks (worker.PROTOCOL of the same version).
-_PROTOCOL = 1
+#: The worker of a checkout, newest first: (file in the checkout, module, protocol).
+_WORKERS = ((Path("parabench", "executors", "worker.py"), "parabench.executors.worker", 2),
+            (Path("parabench", "regress", "worker.py"), "parabench.regress.worker", 1))
 
 
-class _Worker:
-    """One checkout's measuring process, driven line by line over pipes."""
+@dataclass(frozen=True)
+class Arm:
+    """The code an arm runs (`ref`: a git ref, WORKTREE, or None for this parabench)
+    and the family it measures in place of each point's own (None: the point's)."""
 
-    def __init__(self, path: Path, label: str, python: str, logdir: Path, cpu: int | None):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(path), str(path / "models")])
-        if cpu is not None:
-            env["PARABENCH_AB_CPU"] = str(cpu)
-        self.label = label
-        self.log = open(logdir / f"worker-{label}.log", "w")  # noqa: SIM115 (closed in close())
-        self.proc = subprocess.Popen(
-            [python, "-m", _WORKER_MODULE], cwd=path, env=env, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1,
-        )
+    ref: str | None = None
+    family: str | None = None
 
-    def ask(self, **msg) -> dict:
-        if msg:
-            self.proc.stdin.write(json.dumps(msg) + "\n")
-            self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            self.log.flush()
-            tail = Path(self.log.name).read_text()[-800:]
-            raise UsageError(f"measuring process for {self.label} died:\n{tail}")
-        return json.loads(line)
+    @property
+    def name(self) -> str:
+        return " @ ".join(x for x in (self.family, self.ref) if x) or "this parabench"
 
-    def close(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-                self.proc.stdin.close()
-                self.proc.wait(timeout=30)
-        except (OSError, subprocess.SubprocessError):
-            self.proc.kill()
-        self.log.close()
+
+@dataclass
+class _Tree:
+    """One checkout the arms run: where its code is, which commit, its worker."""
+
+    ref: str | None
+    path: Path | None
+    commit: str
+    dirty: bool
+    module: str = ""
+    protocol: int = 2
+
+    @property
+    def label(self) -> str:
+        if self.ref is None:
+            return "this parabench"
+        return f"{self.ref} ({self.commit[:10]}{'+dirty' if self.dirty else ''})"
 
 
 def checkout(ref: str, repo: Path, dest: Path) -> tuple[Path, str, bool]:
@@ -105,129 +107,249 @@ def checkout(ref: str, repo: Path, dest: Path) -> tuple[Path, str, bool]:
     return dest, commit, False
 
 
-def _check_worker(tree: Path, ref: str, commit: str) -> None:
-    if not (tree / _WORKER_FILE).is_file():
-        raise UsageError(
-            f"{ref} ({commit[:10] or 'no commit'}) predates the interleave worker "
-            f"({_WORKER_FILE.as_posix()}): compare --interleave cannot measure it; compare "
-            "stored runs or asv results instead")
+def _find_worker(tree: _Tree) -> None:
+    """Which worker the checkout has; UsageError when it predates them all."""
+    if tree.path is None:
+        return
+    for file, module, protocol in _WORKERS:
+        if (tree.path / file).is_file():
+            tree.module, tree.protocol = module, protocol
+            return
+    raise UsageError(
+        f"{tree.ref} ({tree.commit[:10] or 'no commit'}) predates the interleave worker "
+        f"({_WORKERS[-1][0].as_posix()}): it cannot be measured in turns; compare stored "
+        "runs or asv results instead")
 
 
-def _shared_cpu(sweep) -> int | None:
-    """On CPU with one thread, pin both sides to one core (the highest allowed): the
-    two vCPUs of a VM can run at different speeds, and the sides take turns anyway."""
-    if sweep.device != "cpu" or sweep.threads != 1 or not hasattr(os, "sched_getaffinity"):
-        return None
-    return max(os.sched_getaffinity(0))
+def _trees(arms, repo, tmp: Path) -> dict:
+    """{ref: _Tree} for every checkout the arms name, exported once each."""
+    from ..environment import collect
+
+    trees = {}
+    for i, ref in enumerate(dict.fromkeys(a.ref for a in arms)):
+        if ref is None:
+            git = collect().get("git") or {}
+            trees[ref] = _Tree(None, None, git.get("commit") or "", bool(git.get("dirty")),
+                               module="parabench.executors.worker")
+        else:
+            path, commit, dirty = checkout(ref, Path(repo), tmp / f"src{i}")
+            trees[ref] = _Tree(ref, path, commit, dirty)
+            _find_worker(trees[ref])
+    return trees
 
 
-def _greet(workers, labels) -> list[dict]:
-    """Each worker's hello (its environment), or a UsageError naming the side."""
-    hello = [w.ask() for w in workers]
-    for h, lab in zip(hello, labels, strict=True):
-        if "error" in h:
-            raise UsageError(f"cannot measure {lab}: {h['error']}")
-        if h.get("protocol") != _PROTOCOL:
-            raise UsageError(f"cannot measure {lab}: its worker speaks protocol "
-                             f"{h.get('protocol')}, this parabench {_PROTOCOL}")
-    return hello
+def _arm_points(arms, sweep) -> list[tuple]:
+    """The cells every arm measures, as one point per arm: the sweep's points, or with
+    family arms, each (depth, batch, dtype, mode, workload) once, with the arm's family."""
+    with_family = [a.family is not None for a in arms]
+    if any(with_family) and not all(with_family):
+        raise UsageError("either every arm names a family or none does")
+    if not any(with_family):
+        return [tuple(p for _ in arms) for p in sweep.points()]
+    cells = dict.fromkeys(replace(p, family="") for p in sweep.points())
+    return [tuple(replace(c, family=a.family) for a in arms) for c in cells]
 
 
-def interleaved_runs(ref_a: str, ref_b: str, sweep, *, store, repo=".", rounds: int = 30,
-                     processes: int = 5, turn_ms: float = 25.0, python: str | None = None,
-                     command: str = "", log=None) -> tuple[str, str]:
-    """Measure every point of `sweep` on two checkouts in alternating turns; store the
-    two sides as two runs and return their ids (baseline, contender).
+def interleaved_runs(arms, sweep, *, store, repo=".", rounds: int = 30, processes: int = 5,
+                     turn_ms: float = 25.0, python: str | None = None, command: str = "",
+                     point_timeout: float | None = None, memory_limit: int | None = None,
+                     log=None) -> list[str]:
+    """Measure every point of `sweep` on every arm in alternating turns; store one run
+    per checkout and return the run id of each arm (arms of one checkout share one).
 
-    `processes` pairs of measuring processes run one pair after the other, each for
-    `rounds` rounds of every point. A process carries a bias of its own for its whole
-    life (where its memory landed, which core's cache it warmed: a no-op measured by
-    one pair came out 1.9% fast or 2.4% slow at p < 0.01); only fresh pairs show how
-    large that is, so compare's interval is built over pairs (`stats.compare_samples`).
+    `processes` sets of measuring processes (one per arm) run one set after the other,
+    each for `rounds` rounds of every point. A process carries a bias of its own for
+    its whole life (where its memory landed, which core's cache it warmed: a no-op
+    measured by one pair came out 1.9% fast or 2.4% slow at p < 0.01); only fresh sets
+    show how large that is, so compare's interval is built over them
+    (`stats.compare_samples`).
     """
     import tempfile
 
     from ..records import Record
+    from ..runner import live_runs
 
+    arms = [a if isinstance(a, Arm) else Arm(ref=a) for a in arms]
+    if len(arms) < 2:
+        raise UsageError("interleaving needs at least two arms")
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    python = python or sys.executable
+    cells = _arm_points(arms, sweep)
     with tempfile.TemporaryDirectory(prefix="parabench-ab-") as tmp:
         tmp = Path(tmp)
-        trees = [checkout(r, Path(repo), tmp / f"src{i}") for i, r in enumerate((ref_a, ref_b))]
-        for ref, (tree, commit, _) in zip((ref_a, ref_b), trees, strict=True):
-            _check_worker(tree, ref, commit)
-        labels = [f"{r} ({c[:10]}{'+dirty' if d else ''})"
-                  for r, (_, c, d) in zip((ref_a, ref_b), trees, strict=True)]
-        cpu = _shared_cpu(sweep)
-        points = sweep.points()
-        recs = {p.key: [Record.for_point(p, sweep), Record.for_point(p, sweep)] for p in points}
-        run_ids: list[str] = []
-        for s in range(processes):
-            workers = [_Worker(t[0], f"side{i}-pair{s}", python, tmp, cpu)
-                       for i, t in enumerate(trees)]
-            try:
-                hello = _greet(workers, labels)
-                if not run_ids:
-                    run_ids = _start_runs(store, sweep, trees, hello, (ref_a, ref_b),
-                                          rounds, processes, turn_ms, command)
-                for k, point in enumerate(points, 1):
-                    _measure_pair(point, sweep, workers, recs[point.key], rounds, turn_ms)
-                    if s == processes - 1:  # the point is complete: commit it now
-                        for rid, rec in zip(run_ids, recs[point.key], strict=True):
-                            if rec.status != "ok":
-                                rec.samples_ms = []
-                            store.add_record(rid, rec)
-                    log(f"[pair {s + 1}/{processes}] [{k}/{len(points)}] {point.key}")
-            finally:
-                for w in workers:
-                    w.close()
-        for rid in run_ids:
-            store.finish_run(rid, "finished")
-        return run_ids[0], run_ids[1]
-
-
-def _start_runs(store, sweep, trees, hello, refs, rounds, processes, turn_ms,
-                command) -> list[str]:
-    run_ids = []
-    for (_, commit, dirty), h, ref, other in zip(trees, hello, refs, refs[::-1], strict=True):
-        env = dict(h["env"])
-        env["git"] = {"commit": commit or None, "dirty": dirty}
-        run_ids.append(store.start_run(
-            sweep={**sweep.to_dict(), "interleaved": {"rounds": rounds, "processes": processes,
-                                                      "turn_ms": turn_ms, "with": other}},
-            preset=f"interleaved:{sweep.name}", command=command or f"ab {ref}", env=env))
+        trees = _trees(arms, repo, tmp)
+        opts = _Options(sweep, python, tmp, point_timeout, memory_limit, len(arms))
+        recs = {cell: [Record.for_point(p, sweep) for p in cell] for cell in cells}
+        workers = _Workers(arms, trees, opts, "set1")
+        try:
+            starts = _run_starts(arms, trees, workers.hello, sweep, rounds, processes,
+                                 turn_ms, command)
+            with live_runs(store, list(starts.values())) as ids:
+                run_of = dict(zip(starts, ids, strict=True))
+                run_ids = [run_of[_run_key(i, a)] for i, a in enumerate(arms)]
+                for s in range(processes):
+                    if s:
+                        workers.close()
+                        workers = _Workers(arms, trees, opts, f"set{s + 1}")
+                    for k, cell in enumerate(cells, 1):
+                        _measure_cell(cell, workers, recs[cell], rounds, turn_ms, opts)
+                        if s == processes - 1:  # the cell is complete: commit it now
+                            for run_id, rec in zip(run_ids, recs[cell], strict=True):
+                                if rec.status != "ok":
+                                    rec.samples_ms = []
+                                store.add_record(run_id, rec)
+                        log(f"[set {s + 1}/{processes}] [{k}/{len(cells)}] "
+                            + " | ".join(sorted({p.key for p in cell})))
+        finally:
+            workers.close()
     return run_ids
 
 
-def _measure_pair(point, sweep, workers, recs, rounds, turn_ms) -> None:
-    """`rounds` alternating turns of one point on one pair of processes, appended to
-    `recs` (baseline, contender). The calls per turn are fixed by the first pair, so
-    every turn of a record has the same size; a side that fails keeps its failure."""
+def _run_key(i: int, arm: Arm):
+    """Which run arm `i` stores into: family arms of one checkout share one."""
+    return ("checkout", arm.ref) if arm.family else ("arm", i)
+
+
+@dataclass(frozen=True)
+class _Options:
+    sweep: object
+    python: str | None
+    logdir: Path
+    point_timeout: float | None
+    memory_limit: int | None
+    arms: int
+
+    @property
+    def budget(self) -> int | None:
+        """The memory guard's budget per worker (CPU only; see memory_guard.py)."""
+        from ..executors.memory_guard import default_budget
+
+        if self.sweep.device == "cuda":
+            return None
+        return self.memory_limit or default_budget(self.arms)
+
+    @property
+    def cpu(self) -> int | None:
+        """On CPU with one thread, every arm pinned to one core (the highest allowed):
+        the two vCPUs of a VM can run at different speeds, and the arms take turns."""
+        if (self.sweep.device != "cpu" or self.sweep.threads != 1
+                or not hasattr(os, "sched_getaffinity")):
+            return None
+        return max(os.sched_getaffinity(0))
+
+
+class _Workers:
+    """One set of worker processes, one per arm; a worker that crashed or hung is
+    replaced before the next point."""
+
+    def __init__(self, arms, trees, opts: _Options, name: str):
+        self.arms, self.trees, self.opts, self.name = arms, trees, opts, name
+        self.procs = [None] * len(arms)
+        self.hello = [self._start(i) for i in range(len(arms))]
+
+    def _start(self, i: int) -> dict:
+        from ..executors.channel import WorkerProcess
+
+        arm, tree = self.arms[i], self.trees[self.arms[i].ref]
+        label = f"{arm.name} ({tree.label})" if arm.family else tree.label
+        w = WorkerProcess(label, tree=tree.path, python=self.opts.python,
+                          module=tree.module, budget=self.opts.budget, cpu=self.opts.cpu,
+                          log_path=self.opts.logdir / f"worker-{self.name}-arm{i}.log")
+        self.procs[i] = w
+        hello = w.hello()
+        if hello.get("protocol") != tree.protocol:
+            raise UsageError(f"cannot measure {label}: its worker speaks protocol "
+                             f"{hello.get('protocol')}, not {tree.protocol}")
+        return hello
+
+    def ask(self, i: int, **msg) -> dict:
+        """The reply of arm `i`'s worker; a crash or a hang becomes an error reply (with
+        `lost`), and the worker is replaced before the next point."""
+        from ..executors.channel import WorkerGone, WorkerTimedOut
+
+        w = self.procs[i]
+        if w is None or not w.alive():
+            self._start(i)
+            w = self.procs[i]
+        try:
+            return w.ask(timeout=self.opts.point_timeout, **msg)
+        except WorkerTimedOut as e:
+            reason = f"timed out: {e} (--point-timeout); a new worker took over"
+            oom = False
+        except WorkerGone as e:
+            reason, oom = f"{e} while measuring this point; a new worker took over", e.oom_killed
+        w.stop()
+        self.procs[i] = None
+        return {"error": reason, "oom": oom, "lost": True}
+
+    def close(self) -> None:
+        for w in self.procs:
+            if w is not None:
+                w.stop()
+
+
+def _run_starts(arms, trees, hello, sweep, rounds, processes, turn_ms, command) -> dict:
+    """{run key: RunStart} for each run (see `_run_key`), stamped with its first
+    worker's environment and its checkout's git state."""
+    from ..runner import RunStart
+
+    starts = {}
+    keys = [_run_key(i, a) for i, a in enumerate(arms)]
+    for key, arm, h in zip(keys, arms, hello, strict=True):
+        if key in starts:
+            continue
+        tree = trees[arm.ref]
+        own = [a for k, a in zip(keys, arms, strict=True) if k == key]
+        others = [a.name for k, a in zip(keys, arms, strict=True) if k != key]
+        env = dict(h.get("env") or {})
+        env["git"] = {"commit": tree.commit or None, "dirty": tree.dirty}
+        fams = tuple(a.family for a in own if a.family) or sweep.families
+        starts[key] = RunStart(
+            sweep={**replace(sweep, families=fams).to_dict(),
+                   "interleaved": {"rounds": rounds, "processes": processes,
+                                   "turn_ms": turn_ms, "with": ", ".join(others),
+                                   "arms": [a.name for a in arms]}},
+            preset=f"interleaved:{sweep.name}",
+            command=command or f"interleave {' '.join(a.name for a in arms)}", env=env)
+    return starts
+
+
+def _fail(rec, reply) -> None:
+    rec.status = "oom" if reply.get("oom") else "error"
+    rec.reason = reply["error"]
+
+
+def _measure_cell(cell, workers: _Workers, recs, rounds, turn_ms, opts: _Options) -> None:
+    """`rounds` rounds of turns of one cell on one set of processes, appended to each
+    arm's record. Turn sizes are fixed by the first set, so every turn of a record has
+    the same size; an arm that fails keeps its failure and the others go on."""
     from dataclasses import asdict
 
-    if any(rec.status != "ok" for rec in recs):
-        return
-    built = [w.ask(cmd="build", point=asdict(point), sweep=sweep.to_dict()) for w in workers]
-    for rec, b in zip(recs, built, strict=True):
+    live = [i for i, rec in enumerate(recs) if rec.status == "ok"]
+    per_call = {}
+    for i in live:
+        b = workers.ask(i, cmd="build", point=asdict(cell[i]), sweep=opts.sweep.to_dict())
         if "skipped" in b:
-            rec.status, rec.reason = "skipped", b["skipped"]
+            recs[i].status, recs[i].reason = "skipped", b["skipped"]
         elif "error" in b:
-            rec.status, rec.reason = ("oom" if b.get("oom") else "error"), b["error"]
-    if any(rec.status != "ok" for rec in recs):
+            _fail(recs[i], b)
+        else:
+            per_call[i] = b["per_call_ms"]
+    live = [i for i in live if i in per_call]
+    if not live:
         return
-    n = recs[0].extra.get("turn_size")
+    n = next((recs[i].extra["turn_size"] for i in live if "turn_size" in recs[i].extra), None)
     if n is None:
-        slowest = max(b["per_call_ms"] for b in built)
-        n = max(1, int(turn_ms / max(slowest, 1e-3)))
+        n = max(1, int(turn_ms / max(max(per_call.values()), 1e-3)))
         for rec in recs:  # a turn is compare's unit: its calls share a moment of the machine
             rec.extra["turn_size"] = n
             rec.extra["rounds_per_process"] = rounds
     for r in range(rounds):
-        order = (0, 1) if r % 2 == 0 else (1, 0)  # neither side always goes first
-        for i in order:
-            got = workers[i].ask(cmd="time", n=n)
-            if "error" in got:  # that side's row fails; the other keeps its samples
-                recs[i].status = "oom" if got.get("oom") else "error"
-                recs[i].reason = got["error"]
-                return
+        # every arm goes first in turn: with two arms, A B then B A
+        for i in live[r % len(live):] + live[:r % len(live)]:
+            if recs[i].status != "ok":
+                continue
+            got = workers.ask(i, cmd="time", n=n)
+            if "error" in got:  # this arm's row fails; the others keep their samples
+                _fail(recs[i], got)
+                continue
             recs[i].samples_ms.extend(got["samples"])

@@ -49,13 +49,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 class Heartbeat:
-    """Stamps a running run as alive every HEARTBEAT_S seconds from a thread, on its
-    own connection (the measuring thread may be busy for minutes inside one point)."""
+    """Stamps running runs as alive every HEARTBEAT_S seconds from a thread, on its
+    own connection (the measuring thread may be busy for minutes inside one point).
+    An interleaved run keeps one run per arm alive, so it takes several ids."""
 
-    def __init__(self, path: Path, run_id: str):
+    def __init__(self, path: Path, *run_ids: str):
         import threading
 
-        self._path, self._run_id = path, run_id
+        self._path, self._run_ids = path, run_ids
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="parabench-heartbeat",
                                         daemon=True)
@@ -67,7 +68,8 @@ class Heartbeat:
         while not self._stop.wait(HEARTBEAT_S):
             try:
                 store = store or Store(self._path, create=False)
-                store.heartbeat(self._run_id)
+                for run_id in self._run_ids:
+                    store.heartbeat(run_id)
             except UsageError:
                 pass  # busy or gone: the next beat tries again; staleness is only a display
         if store is not None:
