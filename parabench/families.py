@@ -34,7 +34,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from .errors import UsageError
-from .resnet import RESNET_STANDARD_DEPTHS, build_resnet, resnet_layers
+from .resnet import RESNET_STANDARD_DEPTHS, resnet_layers
 
 if TYPE_CHECKING:
     from .config import Width
@@ -157,6 +157,12 @@ def _vit_flops(layout: Layout, depth: int, w: Width, img_size: int) -> float:
     ))
 
 
+def _build_resnet(depth: int, w: Width, img_size: int):
+    kind, layers = resnet_layers(depth)  # (img_size: a convolutional net takes any)
+    return _create("resnet18" if kind == "basic" else "resnet50", layers=layers,
+                   num_classes=w.num_classes)
+
+
 def _paraformer(name: str, description: str, execution: str, layout: Layout,
                 **more) -> Family:
     return Family(name, description, build=partial(_build_paraformer, execution, layout),
@@ -189,7 +195,7 @@ _DECLARED = (
          _serial),
     _vit("vit-parallel", "timm's parallel ViT, depth blocks of two parallel branches",
          "vit_small_patch16_18x2_224", _two_wide, serial_twins=("vit",)),
-    Family("resnet", "timm ResNet, depth = conventional layer count", build=build_resnet,
+    Family("resnet", "timm ResNet, depth = conventional layer count", build=_build_resnet,
            check_depth=_resnet_depth, analytic_flops=None, layout=None, compute_kind="conv",
            memory_format="channels_last", standard_depths=RESNET_STANDARD_DEPTHS),
 )

@@ -2,19 +2,14 @@
 
 Depth is the conventional layer count. 18/34/50/101/152 are timm's standard nets;
 another depth d builds BasicBlocks (d < 50, d = 2*blocks + 2) or Bottlenecks (d >= 50,
-d = 3*blocks + 2) spread evenly over the four stages. Pure data and arithmetic here
-(imported by `config` through `families`); timm only inside `build_resnet`.
+d = 3*blocks + 2) spread evenly over the four stages. Pure data and arithmetic
+(imported by `config` through `families`, which builds the nets).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .errors import UsageError
 
-if TYPE_CHECKING:
-    from .config import Width
-
-__all__ = ["RESNET_STANDARD_DEPTHS", "build_resnet", "resnet_layers"]
+__all__ = ["RESNET_STANDARD_DEPTHS", "resnet_layers"]
 
 #: ResNet depth means its conventional layer count (18, 34, 50, ...), not a block count.
 RESNET_STANDARD_DEPTHS = (18, 34, 50, 101, 152)
@@ -40,14 +35,3 @@ def resnet_layers(depth: int) -> tuple[str, tuple[int, int, int, int]]:
     for i in (2, 1, 3, 0)[:extra]:
         layers[i] += 1
     return kind, tuple(layers)
-
-
-def build_resnet(depth: int, w: Width, img_size: int):
-    """timm's resnet18 (basic blocks) or resnet50 (bottlenecks) with `depth`'s stages.
-    `img_size` is not an argument of a convolutional net; the family's builders share
-    one signature."""
-    from .families import _create  # one wrapper turns timm's ValueError into UsageError
-
-    kind, layers = resnet_layers(depth)
-    return _create("resnet18" if kind == "basic" else "resnet50", layers=layers,
-                   num_classes=w.num_classes)
