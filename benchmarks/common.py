@@ -54,8 +54,13 @@ def _pick_sweep():
 SWEEP = _pick_sweep()
 #: asv times one dtype per machine: the preset's first
 DTYPE = SWEEP.dtypes[0]
-TRANSFORMER_FAMILIES = tuple(f for f in SWEEP.families if f != "resnet")
-RESNET_DEPTHS = SWEEP.depths_for("resnet") if "resnet" in SWEEP.families else ()
+
+try:  # the families whose depth is a conventional layer count: ResNetLatency measures them
+    from parabench.families import LAYER_COUNTED as _LAYER_COUNTED
+except ImportError:  # a commit from before the registry (asv measures those too): ResNet
+    _LAYER_COUNTED = ("resnet",)
+TRANSFORMER_FAMILIES = tuple(f for f in SWEEP.families if f not in _LAYER_COUNTED)
+RESNET_DEPTHS = next((SWEEP.depths_for(f) for f in SWEEP.families if f in _LAYER_COUNTED), ())
 
 
 def skip(reason: str):

@@ -49,6 +49,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from .families import serial_twins
+
 __all__ = [
     "FLAT_ELASTICITY",
     "LINEAR_ELASTICITY",
@@ -77,13 +79,9 @@ REGIME_KEYS = ("family", "device", "dtype", "mode", "workload", "width", "batch"
 #: except for paraformer-least-work, which does less work for the same output; its
 #: `flops_ratio` says how much). `paraformer-serial` is Para-Former's own code with one
 #: branch of depth d, so parallel/paraformer-serial isolates parallelism from framework
-#: overhead; parallel/vit is what users compare against.
-SERIAL_TWIN = {
-    "paraformer-fused": ("paraformer-serial", "vit"),
-    "paraformer-least-work": ("paraformer-serial", "vit"),
-    "paraformer-loop": ("paraformer-serial", "vit"),
-    "vit-parallel": ("vit",),
-}
+#: overhead; parallel/vit is what users compare against. Declared by each family in
+#: `parabench.families`.
+SERIAL_TWIN = serial_twins()
 
 
 _FIT_COLUMNS = [

@@ -14,13 +14,17 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .errors import UsageError
+from .families import REGISTRY, standard_depth_overrides
+from .resnet import RESNET_STANDARD_DEPTHS
 
 __all__ = ["DEVICES", "DTYPES", "FAMILIES", "MODES", "PRESETS", "RESNET_STANDARD_DEPTHS",
            "WIDTHS", "WORKLOADS", "Point", "Sweep", "Width", "preset", "sweep_from_dict",
            "sweep_from_toml"]
 
-FAMILIES = ("paraformer-loop", "paraformer-fused", "paraformer-least-work", "paraformer-serial",
-            "vit", "vit-parallel", "resnet")
+#: The registered model families, in the registry's order. `families` declares them and
+#: imports nothing from this module (a `Width` is only passed to it), so importing it here
+#: makes no cycle.
+FAMILIES = tuple(REGISTRY)
 MODES = ("eager", "graph", "compile")
 WORKLOADS = ("infer", "train")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -50,8 +54,6 @@ WIDTHS = {
     # ViT-S, the width of `vit_small_patch16_224`: the paper preset's width.
     "paper": Width(dim=384, heads=6, head_dim=64, mlp_dim=1536, patch=16, num_classes=1000),
 }
-#: ResNet depth means its conventional layer count (18, 34, 50, ...), not a block count.
-RESNET_STANDARD_DEPTHS = (18, 34, 50, 101, 152)
 
 
 @dataclass(frozen=True, order=True)
@@ -221,8 +223,7 @@ def _check_members(what: str, values, allowed) -> None:
             raise UsageError(f"unknown {what} {v!r}; choose from {', '.join(allowed)}")
 
 
-_TRANSFORMERS = ("paraformer-loop", "paraformer-fused", "paraformer-least-work", "paraformer-serial",
-                 "vit", "vit-parallel")
+_TRANSFORMERS = tuple(f for f in FAMILIES if REGISTRY[f].transformer)
 
 PRESETS: dict[str, Sweep] = {
     # CPU, tiny widths: the whole command, Python start-up included, fits in 60 s on 2 cores.
@@ -247,7 +248,7 @@ PRESETS: dict[str, Sweep] = {
         name="paper",
         families=_TRANSFORMERS + ("resnet",),
         depths=(1, 2, 4, 8, 12, 24, 48),
-        depth_overrides=(("resnet", RESNET_STANDARD_DEPTHS),),
+        depth_overrides=standard_depth_overrides(),
         batches=(1, 32, 256),
         dtypes=("bfloat16",),
         modes=("eager", "graph"),
@@ -263,7 +264,7 @@ PRESETS: dict[str, Sweep] = {
         name="full",
         families=FAMILIES,
         depths=(1, 2, 4, 8, 12, 16, 24, 32, 48),
-        depth_overrides=(("resnet", RESNET_STANDARD_DEPTHS),),
+        depth_overrides=standard_depth_overrides(),
         batches=(1, 8, 32, 128, 256),
         dtypes=("float32", "bfloat16"),
         modes=MODES,

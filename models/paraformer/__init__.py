@@ -18,6 +18,7 @@ from .analytic import (
 from .layers import ParallelBlock, StackedLayerNorm, StackedLinear
 from .model import EXECUTIONS, POOLS, RESIDUALS, ParaFormer
 from .registry import VARIANTS, create_paraformer
+from .shape import ParaFormerShape
 
 __all__ = [
     "EXECUTIONS",
@@ -25,6 +26,7 @@ __all__ = [
     "RESIDUALS",
     "VARIANTS",
     "ParaFormer",
+    "ParaFormerShape",
     "ParallelBlock",
     "StackedLayerNorm",
     "StackedLinear",

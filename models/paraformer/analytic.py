@@ -6,9 +6,11 @@ multiply and one add per term), which is what
 the math backend (``torch.nn.attention.sdpa_kernel(SDPBackend.MATH)``).
 Normalisations, softmax, GELU, additions and the branch sum are not counted.
 
-All extra keyword arguments of :func:`param_count` and :func:`paraformer_flops`
-(``residual``, ``pool``, dropout rates, ...) are accepted and ignored because they
-change neither count, so ``param_count(**model.config)`` works. The one exception is
+:func:`param_count` and :func:`paraformer_flops` take a
+:class:`~paraformer.shape.ParaFormerShape` or its fields as keyword arguments (the
+authors' defaults for the rest). Other keyword arguments (``residual``, ``pool``,
+dropout rates, ...) are accepted and ignored because they change neither count, so
+``param_count(**model.config)`` works. The one exception is
 ``execution="least-work"``, which does less work for the same output: its FLOPs are
 :func:`least_work_block_flops` in each branch's last block.
 """
@@ -16,6 +18,8 @@ change neither count, so ``param_count(**model.config)`` works. The one exceptio
 from __future__ import annotations
 
 from typing import Any
+
+from .shape import ParaFormerShape
 
 __all__ = [
     "block_param_count",
@@ -42,31 +46,21 @@ def block_param_count(
     return norms + attn + ffn
 
 
-def param_count(
-    img_size: int | tuple[int, int] = 224,
-    patch_size: int | tuple[int, int] = 16,
-    in_chans: int = 3,
-    num_classes: int = 1000,
-    embed_dim: int = 192,
-    num_heads: int = 3,
-    head_dim: int = 64,
-    mlp_dim: int = 768,
-    num_branches: int = 8,
-    branch_depth: int = 2,
-    **_ignored: Any,
-) -> int:
+def param_count(shape: ParaFormerShape | None = None, /, **config: Any) -> int:
     """Exact ``sum(p.numel() for p in ParaFormer(...).parameters())``.
 
     = patch embed (P*D + D) + CLS (D) + positions ((N+1)*D)
       + K * depth * block + head LayerNorm (2D) + classifier (D*C + C).
     """
-    (ih, iw), (ph, pw) = _pair(img_size), _pair(patch_size)
-    D = embed_dim
+    s = ParaFormerShape.of(shape, **config)
+    (ih, iw), (ph, pw) = _pair(s.img_size), _pair(s.patch_size)
+    D, C = s.embed_dim, s.num_classes
     num_patches = (ih // ph) * (iw // pw)
-    patch_dim = ph * pw * in_chans
+    patch_dim = ph * pw * s.in_chans
     embed = patch_dim * D + D + D + (num_patches + 1) * D
-    blocks = num_branches * branch_depth * block_param_count(D, num_heads, head_dim, mlp_dim)
-    head = 2 * D + (D * num_classes + num_classes if num_classes else 0)
+    blocks = s.num_branches * s.branch_depth * block_param_count(
+        D, s.num_heads, s.head_dim, s.mlp_dim)
+    head = 2 * D + (D * C + C if C else 0)
     return embed + blocks + head
 
 
@@ -131,18 +125,7 @@ def least_work_block_flops(
 
 
 def paraformer_flops(
-    img_size: int | tuple[int, int] = 224,
-    patch_size: int | tuple[int, int] = 16,
-    in_chans: int = 3,
-    num_classes: int = 1000,
-    embed_dim: int = 192,
-    num_heads: int = 3,
-    head_dim: int = 64,
-    mlp_dim: int = 768,
-    num_branches: int = 8,
-    branch_depth: int = 2,
-    execution: str = "fused",
-    **_ignored: Any,
+    shape: ParaFormerShape | None = None, /, execution: str = "fused", **config: Any
 ) -> int:
     """Forward matmul FLOPs per image of ParaFormer(...).
 
@@ -150,23 +133,21 @@ def paraformer_flops(
     branch_depth`` (the same as a serial ViT of depth K*branch_depth and equal width).
     least-work: each branch's last block costs :func:`least_work_block_flops` instead.
     """
-    (ih, iw), (ph, pw) = _pair(img_size), _pair(patch_size)
+    s = ParaFormerShape.of(shape, **config)
+    (ih, iw), (ph, pw) = _pair(s.img_size), _pair(s.patch_size)
     tokens = (ih // ph) * (iw // pw) + 1
+    width = (s.embed_dim, s.num_heads, s.head_dim, s.mlp_dim)
     full = transformer_matmul_flops(
-        num_tokens=tokens,
-        dim=embed_dim,
-        num_heads=num_heads,
-        head_dim=head_dim,
-        mlp_dim=mlp_dim,
-        num_blocks=num_branches * branch_depth,
-        patch_dim=ph * pw * in_chans,
-        num_classes=num_classes,
+        tokens, *width,
+        num_blocks=s.num_branches * s.branch_depth,
+        patch_dim=ph * pw * s.in_chans,
+        num_classes=s.num_classes,
     )
     if execution != "least-work":
         return full
-    one_block = transformer_matmul_flops(tokens, embed_dim, num_heads, head_dim, mlp_dim, 1, 0, 0)
-    last = least_work_block_flops(tokens, embed_dim, num_heads, head_dim, mlp_dim)
-    return full - num_branches * (one_block - last)
+    one_block = transformer_matmul_flops(tokens, *width, 1, 0, 0)
+    last = least_work_block_flops(tokens, *width)
+    return full - s.num_branches * (one_block - last)
 
 
 def _register_inplace_baddbmm_flops() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from numbers import Real
 from typing import Any
 
-__all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "choice", "execution_for", "pair",
-           "optional_group", "positive_int", "rate"]
+from .shape import ParaFormerShape
+
+__all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "checked_shape", "choice", "execution_for",
+           "optional_group", "pair", "positive_int", "rate"]
 
 EXECUTIONS = ("loop", "fused", "least-work")
 RESIDUALS = ("authors", "prenorm")
@@ -57,3 +60,26 @@ def execution_for(execution: Any, pool: str) -> str:
 def optional_group(value: Any) -> int | None:
     """``None`` (the plan of :mod:`paraformer.groups` decides) or a group size >= 1."""
     return None if value is None else positive_int("branch_group", value)
+
+
+def checked_shape(s: ParaFormerShape) -> ParaFormerShape:
+    """`s` with image and patch sizes as (H, W) pairs; ValueError names a bad field."""
+    img = pair("img_size", s.img_size)
+    patch = pair("patch_size", s.patch_size)
+    if img[0] % patch[0] or img[1] % patch[1]:
+        raise ValueError(
+            f"img_size {s.img_size!r} must be divisible by patch_size {s.patch_size!r}"
+        )
+    positive_int("in_chans", s.in_chans)
+    c = s.num_classes
+    if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+        raise ValueError(f"num_classes must be an int >= 0, got {c!r}")
+    for name in ("embed_dim", "num_heads", "head_dim", "mlp_dim"):
+        positive_int(name, getattr(s, name))
+    if s.embed_dim % s.num_heads:
+        raise ValueError(
+            f"embed_dim ({s.embed_dim}) must be divisible by num_heads ({s.num_heads})"
+        )
+    positive_int("num_branches", s.num_branches)
+    positive_int("branch_depth", s.branch_depth)
+    return replace(s, img_size=img, patch_size=patch)

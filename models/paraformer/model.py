@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -12,15 +13,15 @@ from .checks import (
     EXECUTIONS,
     POOLS,
     RESIDUALS,
+    checked_shape,
     choice,
     execution_for,
     optional_group,
-    pair,
-    positive_int,
     rate,
 )
 from .groups import branch_plan, prepare_compiled, run_levels
 from .layers import ParallelBlock
+from .shape import ParaFormerShape
 
 __all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "ParaFormer"]
 
@@ -67,16 +68,11 @@ class ParaFormer(nn.Module):
     ViT uses 1e-6).
 
     Args:
-        img_size: input image size (int or (H, W)); must be divisible by ``patch_size``.
-        patch_size: patch side p (int or (ph, pw)).
-        in_chans: input channels C.
-        num_classes: classifier outputs; 0 gives an identity head (pooled features).
-        embed_dim: model width D; must be divisible by ``num_heads``.
-        num_heads: attention heads H.
-        head_dim: width per head dh (explicit, as in the authors' code; inner width H*dh).
-        mlp_dim: FFN hidden width M.
-        num_branches: number of parallel branches K >= 1.
-        branch_depth: blocks per branch >= 1.
+        shape: a :class:`~paraformer.shape.ParaFormerShape` (default: the authors');
+            its fields may also be given as keyword arguments (``img_size``,
+            ``patch_size``, ``in_chans``, ``num_classes``, ``embed_dim``, ``num_heads``,
+            ``head_dim``, ``mlp_dim``, ``num_branches``, ``branch_depth``), which
+            override the ones in ``shape``.
         residual: ``"authors"`` (default, see above) or ``"prenorm"``.
         pool: ``"cls"`` or ``"mean"``.
         drop_rate: dropout after the attention output projection and in the FFN.
@@ -91,16 +87,8 @@ class ParaFormer(nn.Module):
 
     def __init__(
         self,
-        img_size: int | tuple[int, int] = 224,
-        patch_size: int | tuple[int, int] = 16,
-        in_chans: int = 3,
-        num_classes: int = 1000,
-        embed_dim: int = 192,
-        num_heads: int = 3,
-        head_dim: int = 64,
-        mlp_dim: int = 768,
-        num_branches: int = 8,
-        branch_depth: int = 2,
+        shape: ParaFormerShape | None = None,
+        *,
         residual: str = "authors",
         pool: str = "cls",
         drop_rate: float = 0.1,
@@ -110,27 +98,18 @@ class ParaFormer(nn.Module):
         branch_group: int | None = None,
         device=None,
         dtype=None,
+        **shape_args: Any,
     ) -> None:
         super().__init__()
-        img = pair("img_size", img_size)
-        patch = pair("patch_size", patch_size)
-        if img[0] % patch[0] or img[1] % patch[1]:
-            raise ValueError(
-                f"img_size {img_size!r} must be divisible by patch_size {patch_size!r}"
-            )
-        in_chans = positive_int("in_chans", in_chans)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
-        embed_dim = positive_int("embed_dim", embed_dim)
-        num_heads = positive_int("num_heads", num_heads)
-        head_dim = positive_int("head_dim", head_dim)
-        mlp_dim = positive_int("mlp_dim", mlp_dim)
-        if embed_dim % num_heads:
-            raise ValueError(
-                f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
-            )
-        num_branches = positive_int("num_branches", num_branches)
-        branch_depth = positive_int("branch_depth", branch_depth)
+        # the shape arguments are ParaFormerShape's fields (declared there once, read by
+        # the analytic counts too); a keyword that is none of them is a TypeError there
+        shape = checked_shape(
+            ParaFormerShape(**shape_args) if shape is None else replace(shape, **shape_args))
+        img, patch, in_chans, num_classes = (
+            shape.img_size, shape.patch_size, shape.in_chans, shape.num_classes)
+        embed_dim, num_heads, head_dim, mlp_dim = (
+            shape.embed_dim, shape.num_heads, shape.head_dim, shape.mlp_dim)
+        num_branches, branch_depth = shape.num_branches, shape.branch_depth
         residual = choice("residual", residual, RESIDUALS)
         pool = choice("pool", pool, POOLS)
         drop_rate = rate("drop_rate", drop_rate)
@@ -139,6 +118,7 @@ class ParaFormer(nn.Module):
         execution = execution_for(execution, pool)
 
         fk = {"device": device, "dtype": dtype}
+        self.shape = shape
         self.img_size = img
         self.patch_size = patch
         self.in_chans = in_chans
@@ -213,16 +193,7 @@ class ParaFormer(nn.Module):
     def config(self) -> dict[str, Any]:
         """The constructor arguments that define the function (not device/dtype)."""
         return {
-            "img_size": self.img_size,
-            "patch_size": self.patch_size,
-            "in_chans": self.in_chans,
-            "num_classes": self.num_classes,
-            "embed_dim": self.embed_dim,
-            "num_heads": self.num_heads,
-            "head_dim": self.head_dim,
-            "mlp_dim": self.mlp_dim,
-            "num_branches": self.num_branches,
-            "branch_depth": self.branch_depth,
+            **self.shape.as_kwargs(),
             "residual": self.residual,
             "pool": self.pool,
             "drop_rate": self.drop_rate,

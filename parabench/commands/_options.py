@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..config import DEVICES, WIDTHS
+from ..families import LAYER_COUNTED
 from ._values import int_list, str_list
 
 __all__ = ["DefaultsHelp", "add_db", "add_out", "add_runs", "add_sweep_args",
@@ -113,11 +114,11 @@ def sweep_from_args(args):
     else:  # '' is a preset name typed wrong (an empty variable), not "the default"
         sweep = preset("quick" if args.preset is None else args.preset)
     changes = {f: getattr(args, f) for f in _SWEEP_FLAGS if getattr(args, f) is not None}
-    if args.resnet_depths is not None:
-        other = tuple((f, d) for f, d in sweep.depth_overrides if f != "resnet")
-        changes["depth_overrides"] = other + (("resnet", args.resnet_depths),)
+    if args.resnet_depths is not None:  # for the families whose depth is a layer count
+        other = tuple((f, d) for f, d in sweep.depth_overrides if f not in LAYER_COUNTED)
+        changes["depth_overrides"] = other + tuple((f, args.resnet_depths) for f in LAYER_COUNTED)
     families = changes.get("families", sweep.families)
-    if "depths" in changes and args.resnet_depths is None and tuple(families) == ("resnet",):
+    if "depths" in changes and args.resnet_depths is None and tuple(families) == LAYER_COUNTED:
         # ResNet depths are layer counts (18, 50, ...), normally given by --resnet-depth;
         # with ResNet alone, --depth means those too
         changes["depth_overrides"] = ()

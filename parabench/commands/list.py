@@ -16,8 +16,8 @@ def register(sub) -> None:
 
 def main(args) -> int:
     if args.what == "families":
-        from ..catalog import __doc__ as doc
         from ..config import FAMILIES
+        from ..families import __doc__ as doc
 
         print("\n".join(FAMILIES))
         print("\n" + doc.split("\n\n", 1)[1].strip())

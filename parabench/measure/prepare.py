@@ -87,17 +87,20 @@ def _build(point, sweep, dtype):
 
 
 def _cuda_settings(point, model, x):
-    """cudnn.benchmark for every CUDA point; channels_last for ResNet (its convolutions'
-    fast layout on tensor cores). Returns (model, x, settings for the row)."""
+    """cudnn.benchmark for every CUDA point; the family's memory format (channels_last
+    for ResNet: its convolutions' fast layout on tensor cores). Returns (model, x,
+    settings for the row)."""
     import torch
 
+    from ..families import get
+
     torch.backends.cudnn.benchmark = True
-    settings = {"cudnn_benchmark": True, "memory_format": "contiguous"}
-    if point.family == "resnet":
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-        settings["memory_format"] = "channels_last"
-    return model, x, settings
+    layout = get(point.family).memory_format
+    if layout != "contiguous":
+        fmt = getattr(torch, layout)
+        model = model.to(memory_format=fmt)
+        x = x.contiguous(memory_format=fmt)
+    return model, x, {"cudnn_benchmark": True, "memory_format": layout}
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
+from ..families import LAYER_COUNTED
 
 __all__ = ["AsvFile", "AsvResult", "commit_files", "iter_results", "read_result_file"]
 
@@ -98,8 +99,8 @@ def _point_fields(bench_name: str, names: list, values: list) -> dict:
     if "model" in p and ":" in p["model"]:
         fam, d = p["model"].rsplit(":", 1)
         depth = _int_or_none(d)
-    if fam is None and "resnet" in bench_name.lower():
-        fam = "resnet"
+    if fam is None:  # a class that measures one family (ResNetLatency) has it in its name
+        fam = next((f for f in LAYER_COUNTED if f in bench_name.lower()), None)
     return {"family": fam, "depth": depth, "batch": _int_or_none(p.get("batch")),
             "mode": p.get("mode")}
 

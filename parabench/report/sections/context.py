@@ -13,6 +13,7 @@ import pandas as pd
 
 from ... import analysis
 from ...config import FAMILIES
+from ...errors import UsageError
 from ...measure.load import load_columns
 from ..content import Figure, fmt
 
@@ -47,7 +48,7 @@ def critical_path(family: str, depth) -> str:
 
     try:
         m = depth_meaning(str(family), int(depth))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, UsageError):  # UsageError: a family no longer registered
         return "–"
     return "–" if m is None else f"{m['critical_path']} of {m['layers']} blocks"
 

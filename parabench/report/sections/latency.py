@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ...families import LAYER_COUNTED, LESS_WORK
 from ..content import Missing, Section, fmt, table_from_frame
 from ..figures import Metric, grid
 from .context import CRITICAL_PATH_NOTE, ERRBAR, HOW, SETUP_KEYS, Context, family_sorted
@@ -27,8 +28,9 @@ def latency_section(ctx: Context) -> Section:
     for label, stem, g in ctx.setups():
         lin = g
         note = ""
-        if g["family"].nunique() > 1 and (g["family"] == "resnet").any():
-            lin = g[g["family"] != "resnet"]
+        layer_counted = g["family"].isin(LAYER_COUNTED)  # depth = 18, 50...: not on a linear axis
+        if g["family"].nunique() > 1 and layer_counted.any():
+            lin = g[~layer_counted]
             note = " ResNet (depth = 18, 34, 50... layers) is shown on the log-log plot only."
         lat = [Metric("median_ms", "latency (ms)", lo="p10_ms", hi="p90_ms")]
         lat_log = [Metric("median_ms", "latency (ms)", logy=True, lo="p10_ms", hi="p90_ms")]
@@ -65,11 +67,12 @@ def ratio_section(ctx: Context) -> Section:
         "model is faster.")
     s.paragraphs.append(CRITICAL_PATH_NOTE)
     fr = pd.to_numeric(r["flops_ratio"], errors="coerce")
-    equal = fr[r["family"] != "paraformer-least-work"].dropna()
+    less = r["family"].isin(LESS_WORK)
+    equal = fr[~less].dropna()
     if not equal.empty:
         s.paragraphs.append(f"FLOPs ratio parallel/serial over the equal-work pairs: "
                             f"{equal.min():.3f} to {equal.max():.3f}.")
-    least = fr[r["family"] == "paraformer-least-work"].dropna()
+    least = fr[less].dropna()
     if not least.empty:
         s.paragraphs.append(
             "paraformer-least-work is not an equal-FLOPs comparison: it computes only what the "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ... import analysis
+from ...families import LESS_WORK
 from ..content import Missing, Section, Table, fmt, table_from_frame
 from .context import CRITICAL_PATH_NOTE, HOW, Context, critical_path, family_sorted, slope_text, varying
 
@@ -71,7 +72,7 @@ def _headline(ends: pd.DataFrame, show: list[str]) -> list[str]:
     flat, never, noisy = {}, [], []
     for row in ends.to_dict("records"):
         fam = " · ".join(str(row[k]) for k in ["family"] + show)
-        if row["family"] == "paraformer-least-work":
+        if row["family"] in LESS_WORK:
             fam += " (the same output for less work, not an equal-FLOPs comparison)"
         if row["flat_up_to"] is None:
             (noisy if row["verdicts"][0] == "inconclusive" else never).append(fam)
