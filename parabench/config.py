@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import itertools
 import os
-import stat
-import tomllib
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 from .errors import UsageError
 from .families import REGISTRY, standard_depth_overrides
 from .resnet import RESNET_STANDARD_DEPTHS
 
 __all__ = ["DEVICES", "DTYPES", "FAMILIES", "MODES", "PRESETS", "RESNET_STANDARD_DEPTHS",
-           "WIDTHS", "WORKLOADS", "Point", "Sweep", "Width", "preset", "sweep_from_dict",
-           "sweep_from_toml"]
+           "SCHEDULES", "TUPLE_FIELDS", "WIDTHS", "WORKLOADS", "Point", "Sweep", "Width",
+           "preset", "sweep_from_dict"]
 
 #: The registered model families, in the registry's order. `families` declares them and
 #: imports nothing from this module (a `Width` is only passed to it), so importing it here
 #: makes no cycle.
 FAMILIES = tuple(REGISTRY)
 MODES = ("eager", "graph", "compile")
+#: sweep: point after point; interleaved: the families are arms, timed in turns cell by
+#: cell (regress/interleave.py), so that drifts of the machine's speed hit them alike
+SCHEDULES = ("sweep", "interleaved")
 WORKLOADS = ("infer", "train")
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
@@ -95,6 +95,12 @@ class Sweep:
     threads: int | None = None
     depth_overrides: tuple[tuple[str, tuple[int, ...]], ...] = ()
     name: str = "custom"
+    schedule: str = "sweep"
+    #: interleaved: rounds of turns per set of processes, sets of processes one after
+    #: the other (each has a bias of its own), and the length of one turn
+    rounds: int = 30
+    processes: int = 5
+    turn_ms: float = 25.0
 
     def depths_for(self, family: str) -> tuple[int, ...]:
         return dict(self.depth_overrides).get(family, self.depths)
@@ -120,6 +126,14 @@ class Sweep:
         _check_members("dtype", self.dtypes, DTYPES)
         _check_members("device", (self.device,), DEVICES)
         _check_members("width", (self.width,), WIDTHS)
+        _check_members("schedule", (self.schedule,), SCHEDULES)
+        if self.schedule == "interleaved" and len(self.families) < 2:
+            raise UsageError("an interleaved schedule needs at least two families (its arms)")
+        _check_range("rounds", self.rounds, 1, MAX_ROUNDS)
+        _check_range("processes", self.processes, 1, MAX_PROCESSES)
+        if not 0 < self.turn_ms <= MAX_TURN_MS:  # also refuses nan
+            raise UsageError(f"turn length must be between 0 and {MAX_TURN_MS} ms, "
+                             f"got {self.turn_ms}")
         for fam, ds in ((f, self.depths_for(f)) for f in self.families):
             if not ds:
                 raise UsageError(f"no depths given for family {fam!r}")
@@ -148,7 +162,7 @@ class Sweep:
         """The sweep with repeated values dropped (first one kept), and a note per field
         that had some: `--depth 1,1,1` measures depth 1 once."""
         changes, notes = {}, []
-        for f in _TUPLE_FIELDS:
+        for f in TUPLE_FIELDS:
             values = getattr(self, f)
             unique = tuple(dict.fromkeys(values))
             if len(unique) != len(values):
@@ -173,11 +187,9 @@ MAX_BATCH = 1 << 24
 MAX_IMG_SIZE = 8192
 MAX_WARMUP, MAX_SAMPLES, MAX_MIN_TIME_S = 100_000, 1_000_000, 3600  # per point
 MAX_WARMUP_S = 600.0
-#: What a sweep file may be: a regular file (not a FIFO that never ends, not /dev/zero)
-#: of at most this size, nested at most as deep as Python's parser can follow.
-MAX_SWEEP_FILE = 1 << 20
-_TUPLE_FIELDS = ("families", "depths", "batches", "dtypes", "modes", "workloads")
-_INT_FIELDS = ("img_size", "warmup", "min_samples", "max_samples")
+MAX_ROUNDS, MAX_PROCESSES, MAX_TURN_MS = 100_000, 1000, 60_000.0
+TUPLE_FIELDS = ("families", "depths", "batches", "dtypes", "modes", "workloads")
+_INT_FIELDS = ("img_size", "warmup", "min_samples", "max_samples", "rounds", "processes")
 
 
 def _is_int(v) -> bool:
@@ -185,7 +197,7 @@ def _is_int(v) -> bool:
 
 
 def _check_types(s: Sweep) -> None:
-    for f in _TUPLE_FIELDS:
+    for f in TUPLE_FIELDS:
         values, want_int = getattr(s, f), f in ("depths", "batches")
         ok = _is_int if want_int else (lambda v: isinstance(v, str) and v.strip())
         if not isinstance(values, tuple) or not values or not all(map(ok, values)):
@@ -199,14 +211,15 @@ def _check_types(s: Sweep) -> None:
     for f in _INT_FIELDS:
         if not _is_int(getattr(s, f)):
             raise UsageError(f"{f}: expected an integer, got {getattr(s, f)!r}")
-    seconds = ("min_time_s",) + (() if s.warmup_s is None else ("warmup_s",))
+    seconds = ("min_time_s", "turn_ms") + (() if s.warmup_s is None else ("warmup_s",))
     for f in seconds:
         v = getattr(s, f)
         if not isinstance(v, (int, float)) or isinstance(v, bool):
-            raise UsageError(f"{f}: expected a number of seconds, got {v!r}")
+            unit = "milliseconds" if f == "turn_ms" else "seconds"
+            raise UsageError(f"{f}: expected a number of {unit}, got {v!r}")
     if s.threads is not None and not _is_int(s.threads):
         raise UsageError(f"threads: expected an integer, got {s.threads!r}")
-    for f in ("device", "width", "name"):
+    for f in ("device", "width", "name", "schedule"):
         if not isinstance(getattr(s, f), str):
             raise UsageError(f"{f}: expected a name, got {getattr(s, f)!r}")
 
@@ -259,6 +272,27 @@ PRESETS: dict[str, Sweep] = {
         min_samples=20,
         min_time_s=0.3,
     ),
+    # The fused execution's goals: never slower than the loop, nor than timm's ViT-S.
+    # Para-Former's executions, its serial twin and ViT are arms timed in turns, cell by
+    # cell, in several sets of processes (the report's "arms in turns" table gives the
+    # ratios). A CPU at ViT-S width, about 10 minutes on 2 cores; on a GPU add
+    # --device cuda --mode graph --dtype bfloat16 (first light does).
+    "fused-goals": Sweep(
+        name="fused-goals",
+        families=("paraformer-loop", "paraformer-fused", "paraformer-least-work",
+                  "paraformer-serial", "vit"),
+        depths=(1, 4, 12, 24),
+        batches=(1, 8, 32),
+        device="cpu",
+        width="paper",
+        img_size=224,
+        warmup=2,
+        threads=2,
+        schedule="interleaved",
+        rounds=7,
+        processes=3,
+        turn_ms=100.0,
+    ),
     # Everything: all modes and both workloads. Hours on a GPU.
     "full": Sweep(
         name="full",
@@ -286,61 +320,11 @@ def preset(name: str) -> Sweep:
         raise UsageError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
 
 
-def sweep_from_toml(path: str | Path) -> Sweep:
-    """Read a sweep from TOML: top-level keys are Sweep fields, plus optional
-    `preset = "name"` to start from, and a `[depths_by_family]` table. A scalar where a
-    list belongs is a one-element list. Types and values are checked by `validate`."""
-    p = Path(path)
-    try:
-        if not stat.S_ISREG(p.stat().st_mode):  # stat, not open: a FIFO would block
-            raise UsageError(f"cannot read sweep file {p}: not a regular file")
-        with open(p, "rb") as f:
-            raw = f.read(MAX_SWEEP_FILE + 1)
-        if len(raw) > MAX_SWEEP_FILE:
-            raise UsageError(f"sweep file {p} is larger than {MAX_SWEEP_FILE >> 10} KiB")
-        data = tomllib.loads(raw.decode("utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"sweep file not found: {p}") from None
-    except OSError as e:  # a directory, no permission, ...
-        raise UsageError(f"cannot read sweep file {p}: {e.strerror or e}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot parse sweep file {p}: {e}") from None
-    except RecursionError:
-        raise UsageError(f"cannot parse sweep file {p}: nested too deeply") from None
-    base_name = data.pop("preset", None)
-    if base_name is not None and not isinstance(base_name, str):
-        raise UsageError(f"{p}: preset: expected a preset name, got {base_name!r}")
-    base = preset(base_name) if base_name is not None else None
-    overrides = data.pop("depths_by_family", None)
-    known = set(Sweep.__dataclass_fields__) - {"depth_overrides"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UsageError(f"unknown key(s) in {p}: {', '.join(unknown)}")
-    for k in _TUPLE_FIELDS:
-        if k in data:
-            data[k] = _as_tuple(data[k])
-    if overrides is not None:
-        if not isinstance(overrides, dict):
-            raise UsageError(f"{p}: depths_by_family must be a table (family = [depths]), "
-                             f"got {overrides!r}")
-        data["depth_overrides"] = tuple((f, _as_tuple(ds)) for f, ds in overrides.items())
-    if base is not None:
-        return replace(base, **data)
-    missing = [k for k in ("families", "depths") if k not in data]
-    if missing:
-        raise UsageError(f"{p} needs {' and '.join(missing)} (or a preset to start from)")
-    return Sweep(**data)
-
-
-def _as_tuple(v) -> tuple:
-    return tuple(v) if isinstance(v, list) else (v,)
-
-
 def sweep_from_dict(d: dict) -> Sweep:
     """Inverse of Sweep.to_dict (used to resume a stored run)."""
     d = dict(d)
     overrides = d.pop("depth_overrides", {}) or {}
-    for k in _TUPLE_FIELDS:
+    for k in TUPLE_FIELDS:
         if k in d:
             d[k] = tuple(d[k])
     d["depth_overrides"] = tuple((f, tuple(v)) for f, v in overrides.items())

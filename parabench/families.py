@@ -5,6 +5,8 @@ Every model is built through timm's registry, the way users build them, without 
 a training step pay for dropout kernels the others do not run):
 - `paraformer-loop` / `paraformer-fused`: Para-Former with K = depth branches of depth 1
   ("K layers" in the paper's sense), run branch after branch or fused into one pass.
+- `paraformer-fused-2pass`: fused, with fc1's bias and GELU as two eager passes instead
+  of the one-pass CUDA kernel (paraformer.epilogue): that kernel's A/B, per instance.
 - `paraformer-least-work`: the same model and parameters, fused, computing only what the
   CLS head reads (the last block of each branch for the CLS row only, keys and values
   for every token): the same output for about a sixth of the FLOPs per branch at ViT-S
@@ -39,7 +41,7 @@ from .resnet import RESNET_STANDARD_DEPTHS, resnet_layers
 if TYPE_CHECKING:
     from .config import Width
 
-__all__ = ["LAYER_COUNTED", "LESS_WORK", "REGISTRY", "RESNET_STANDARD_DEPTHS", "Family",
+__all__ = ["LAYER_COUNTED", "LESS_WORK", "REFERENCES", "REGISTRY", "RESNET_STANDARD_DEPTHS", "Family",
            "get", "serial_twins", "standard_depth_overrides"]
 
 #: (parallel branches, blocks per branch) that a transformer family builds at a depth
@@ -79,6 +81,9 @@ class Family:
     equal_flops: bool = True
     #: depths the big presets sweep instead of theirs (ResNet's standard nets); None: theirs
     standard_depths: tuple[int, ...] | None = None
+    #: a baseline the others are measured against when arms take turns (the authors'
+    #: loop, timm's serial ViT): the report's ratios are over these
+    reference: bool = False
 
     @property
     def transformer(self) -> bool:
@@ -183,16 +188,19 @@ _TWINS = ("paraformer-serial", "vit")
 #: the families, in the order reports and `config.FAMILIES` list them
 _DECLARED = (
     _paraformer("paraformer-loop", "Para-Former, K = depth branches of one block, run one "
-                "after another", "loop", _parallel, serial_twins=_TWINS),
+                "after another", "loop", _parallel, serial_twins=_TWINS, reference=True),
     _paraformer("paraformer-fused", "Para-Former, K = depth branches of one block, fused "
                 "into one pass", "fused", _parallel, serial_twins=_TWINS),
+    _paraformer("paraformer-fused-2pass", "Para-Former fused, fc1's bias and GELU as two "
+                "passes (the A/B of the one-pass CUDA kernel; fused on a CPU)", "fused-2pass",
+                _parallel, serial_twins=_TWINS),
     _paraformer("paraformer-least-work", "Para-Former fused, computing only what the CLS "
                 "head reads (less work, same output)", "least-work", _parallel,
                 serial_twins=_TWINS, equal_flops=False),
     _paraformer("paraformer-serial", "Para-Former's code with one branch of depth blocks: "
                 "the serial twin", "fused", _serial),
     _vit("vit", "timm's serial VisionTransformer, depth blocks", "vit_small_patch16_224",
-         _serial),
+         _serial, reference=True),
     _vit("vit-parallel", "timm's parallel ViT, depth blocks of two parallel branches",
          "vit_small_patch16_18x2_224", _two_wide, serial_twins=("vit",)),
     Family("resnet", "timm ResNet, depth = conventional layer count", build=_build_resnet,
@@ -214,6 +222,8 @@ for _f in REGISTRY.values():  # a twin must be a family of its own, measured bes
 LAYER_COUNTED = tuple(n for n, f in REGISTRY.items() if not f.transformer)
 #: families that do less work than their serial twins: never an equal-FLOPs comparison
 LESS_WORK = tuple(n for n, f in REGISTRY.items() if not f.equal_flops)
+#: the baselines of arms in turns, in registry order
+REFERENCES = tuple(n for n, f in REGISTRY.items() if f.reference)
 
 
 def get(name: str) -> Family:

@@ -130,6 +130,8 @@ def run_sweep(sweep: Sweep, store: Store, *, command: str = "", resume: str | No
     preflight(sweep)
     if sweep.threads:
         torch.set_num_threads(sweep.threads)
+    if sweep.schedule == "interleaved":
+        return _run_arms(sweep, store, executor, command=command, resume=resume, log=log)
     start = None if resume else RunStart(
         sweep={**sweep.to_dict(), **(run_info or {})}, preset=preset or sweep.name,
         command=command, env=env if env is not None else collect())
@@ -137,6 +139,28 @@ def run_sweep(sweep: Sweep, store: Store, *, command: str = "", resume: str | No
         with live_runs(store, [start] if start else [], resume=resume) as (run_id,):
             _measure_points(sweep, store, executor, run_id, progress=progress, log=log)
     return run_id
+
+
+def _run_arms(sweep: Sweep, store: Store, executor, *, command, resume, log) -> str:
+    """The interleaved schedule: the sweep's families are arms of this parabench, timed
+    in turns cell by cell, stored as one run (regress/interleave.py). Its workers are
+    process workers: the executor's memory limit and point timeout apply."""
+    from .regress.interleave import Arm, interleaved_runs
+
+    if resume:
+        raise UsageError("an interleaved run cannot be resumed (its turns must be taken "
+                         "together): measure it again")
+    if executor.name != "process":
+        raise UsageError(f"an interleaved schedule runs its arms in worker processes; "
+                         f"--executor {executor.name} cannot take turns")
+    if executor.spec.kind != "latency" or executor.spec.profile:
+        raise UsageError("an interleaved schedule times latency only (no --profile, no "
+                         "counts)")
+    ids = interleaved_runs(
+        [Arm(family=f) for f in sweep.families], sweep, store=store, rounds=sweep.rounds,
+        processes=sweep.processes, turn_ms=sweep.turn_ms, command=command,
+        point_timeout=executor.point_timeout, memory_limit=executor.memory_limit, log=log)
+    return ids[0]
 
 
 def _measure_points(sweep: Sweep, store: Store, executor, run_id: str, *, progress, log):

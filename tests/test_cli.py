@@ -168,7 +168,7 @@ def test_env_reports_what_it_detected(cli):
 
 
 def test_toml_sweep_file(tmp_path):
-    from parabench.config import sweep_from_toml
+    from parabench.sweep_file import sweep_from_toml
 
     f = tmp_path / "s.toml"
     f.write_text('preset = "quick"\nbatches = [1, 4]\n[depths_by_family]\nresnet = [50]\n')

@@ -154,3 +154,33 @@ def test_cuda_fused_inference_runs_the_kernel_and_equals_the_loop(monkeypatch, d
     assert len(calls) == 2
     tol = 2e-5 if dtype == torch.float32 else 3e-2
     assert ((got - want).norm() / want.norm()).item() < tol
+
+
+def test_fused_2pass_is_chosen_per_model_instance(monkeypatch):
+    """Two models side by side: "fused" takes the one-pass epilogue wherever it is
+    available, "fused-2pass" never does, and both compute the same function. (On a CPU
+    the kernel is never available; here it is made available with an eager stand-in.)"""
+    import paraformer.fused as fused_mod
+
+    calls = []
+
+    def stand_in(h, bias):
+        calls.append(h.shape)
+        return torch.nn.functional.gelu(h + bias.unsqueeze(1))
+
+    monkeypatch.setattr(fused_mod, "one_pass_available", lambda *t: True)
+    monkeypatch.setattr(fused_mod, "bias_gelu_", stand_in)
+    kw = dict(img_size=32, patch_size=8, num_classes=10, embed_dim=64, num_heads=2,
+              head_dim=32, mlp_dim=128, num_branches=3, branch_depth=2)
+    torch.manual_seed(0)
+    one = ParaFormer(**kw, execution="fused").eval()
+    two = ParaFormer(**kw, execution="fused-2pass").eval()
+    two.load_state_dict(one.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        y2 = two(x)
+        assert calls == []  # the 2-pass model never took the kernel
+        y1 = one(x)
+    assert len(calls) == 2  # one per level of the fused model
+    torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-5)
+    assert two.set_execution("fused").blocks[0].one_pass_epilogue

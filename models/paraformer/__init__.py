@@ -1,9 +1,10 @@
 """Para-Former (Wang & Li, arXiv 2407.21670): K parallel transformer branches, summed.
 
-``ParaFormer(..., execution="loop" | "fused" | "least-work")`` runs the same
-function branch after branch (the authors' single-device algorithm), as one
-batched pass over stacked branch weights, or as that pass restricted to what a
-CLS head reads (``pool="cls"`` only: less work for the same output). Importing this package registers the timm
+``ParaFormer(..., execution="loop" | "fused" | "fused-2pass" | "least-work")`` runs
+the same function branch after branch (the authors' single-device algorithm), as
+one batched pass over stacked branch weights (fused-2pass: without the one-pass
+bias + GELU kernel on CUDA), or as that pass restricted to what a CLS head reads
+(``pool="cls"`` only: less work for the same output). Importing this package registers the timm
 models ``paraformer_{tiny,small,base}_patch16_224``.
 """
 

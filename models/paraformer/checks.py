@@ -11,7 +11,7 @@ from .shape import ParaFormerShape
 __all__ = ["EXECUTIONS", "POOLS", "RESIDUALS", "checked_shape", "choice", "execution_for",
            "optional_group", "pair", "positive_int", "rate"]
 
-EXECUTIONS = ("loop", "fused", "least-work")
+EXECUTIONS = ("loop", "fused", "fused-2pass", "least-work")
 RESIDUALS = ("authors", "prenorm")
 POOLS = ("cls", "mean")
 

@@ -20,7 +20,8 @@ The kernel computes in float32 and rounds once to the tensor's dtype, as PyTorch
 own GELU kernel does for half and bfloat16 inputs. It runs only for inference on CUDA
 (autograd needs the pre-activation, which an in-place pass destroys); elsewhere the
 fused execution keeps ``baddbmm`` and GELU (on CPU the GEMM dominates, and a bias copy
-costs about what a separate bias pass would).
+costs about what a separate bias pass would). A model built with
+``execution="fused-2pass"`` keeps them on CUDA too: the A/B of this kernel.
 """
 
 from __future__ import annotations
@@ -35,10 +36,6 @@ except ImportError:  # pragma: no cover - exercised only where triton is absent
     triton = None
 
 __all__ = ["autograd_records", "bias_gelu_", "one_pass_available"]
-
-#: Off: fused keeps ``baddbmm`` + GELU on CUDA too (the A/B of
-#: ``scripts/bench_paraformer.py --execs fused,fused-2pass``).
-USE_KERNEL = True
 
 #: Columns per program: each program adds the bias to, and applies GELU over, one
 #: stretch of one row, so the branch (whose bias it reads) is one scalar division per
@@ -71,7 +68,7 @@ def one_pass_available(x: Tensor, *params: Tensor) -> bool:
     (the in-place pass overwrites the pre-activation that GELU's backward needs)."""
     # Under torch.compile, inductor fuses the bias and GELU into the GEMM's consumer
     # itself; the compiled graph stays free of a hand-written kernel.
-    return (USE_KERNEL and triton is not None and x.is_cuda
+    return (triton is not None and x.is_cuda
             and not autograd_records(x, *params)
             and not torch.compiler.is_compiling())
 

@@ -333,7 +333,8 @@ def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False,
 
     xhat = F.layer_norm(x, (D,), None, None, blk.norm2.eps)
     rows = xhat.view(G, B * n, D)
-    if one_pass_available(rows, f["fc1_w"], f["fc1_b"]):  # bias + GELU: one kernel after bmm
+    # bias + GELU: one kernel after bmm, unless this model runs "fused-2pass"
+    if blk.one_pass_epilogue and one_pass_available(rows, f["fc1_w"], f["fc1_b"]):
         h = bias_gelu_(torch.bmm(rows, f["fc1_w"]), f["fc1_b"])
     else:
         h = torch.baddbmm(f["fc1_b"].unsqueeze(1), rows, f["fc1_w"])

@@ -133,6 +133,8 @@ class ParallelBlock(nn.Module):
         K = num_branches
         inner = num_heads * head_dim
         self.num_branches = K
+        #: fc1's bias + GELU in one kernel on CUDA; the model's "fused-2pass" sets it off
+        self.one_pass_epilogue = True
         self.dim = dim
         self.num_heads = num_heads
         self.head_dim = head_dim

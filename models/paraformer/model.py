@@ -43,7 +43,7 @@ class ParaFormer(nn.Module):
     ``x = x + FFN(LN(x))``. ``pool="mean"`` averages all tokens including CLS,
     as the authors do.
 
-    Three executions of the same function, sharing one parameter layout (every
+    Four executions of the same function, sharing one parameter layout (every
     branch tensor is stacked on a leading K axis), so a state_dict moves freely
     between them:
 
@@ -55,6 +55,10 @@ class ParaFormer(nn.Module):
       branches as two plain GEMMs, attention over B sequences of K*H heads,
       one sum over K at the end; on a CPU the branches go through in groups
       sized to the last-level cache (:mod:`paraformer.groups`);
+    * ``execution="fused-2pass"``: fused, with fc1's bias and GELU as the two
+      eager passes of ``baddbmm`` + GELU instead of the one-pass kernel of
+      :mod:`paraformer.epilogue` (the same thing on a CPU): the A/B of that
+      kernel on CUDA, chosen per model instance;
     * ``execution="least-work"`` (``pool="cls"`` only): fused, with each
       branch's last block computing keys and values for every token and the
       rest for the CLS row only, the row the head reads. Same output, fewer
@@ -78,7 +82,8 @@ class ParaFormer(nn.Module):
         drop_rate: dropout after the attention output projection and in the FFN.
         attn_drop_rate: dropout on the attention probabilities.
         emb_drop_rate: dropout on the embedded tokens.
-        execution: ``"loop"``, ``"fused"`` or ``"least-work"`` (needs ``pool="cls"``).
+        execution: ``"loop"``, ``"fused"``, ``"fused-2pass"`` or ``"least-work"``
+            (needs ``pool="cls"``).
         branch_group: branches the fused levels run at once; ``None`` (default): the
             rule of :mod:`paraformer.groups` (cache or device memory against the largest
             activation); an int forces it (capped at K). Same function at every value.
@@ -162,6 +167,7 @@ class ParaFormer(nn.Module):
         self.norm = nn.LayerNorm(embed_dim, **fk)
         self.head = nn.Linear(embed_dim, num_classes, **fk) if num_classes else nn.Identity()
         self._reset_outer_parameters()  # the blocks initialised themselves when built
+        self.set_execution(execution)
 
     # -- construction helpers ---------------------------------------------------------------
     def reset_parameters(self) -> None:
@@ -187,6 +193,8 @@ class ParaFormer(nn.Module):
     def set_execution(self, execution: str) -> ParaFormer:
         """Switch to another of :data:`EXECUTIONS` (same parameters); returns self."""
         self.execution = execution_for(execution, self.pool)
+        for blk in self.blocks:  # read by each fused level: this instance's choice alone
+            blk.one_pass_epilogue = self.execution != "fused-2pass"
         return self
 
     @property

@@ -10,7 +10,7 @@ from ..config import DEVICES, WIDTHS
 from ..families import LAYER_COUNTED
 from ._values import int_list, str_list
 
-__all__ = ["DefaultsHelp", "add_db", "add_out", "add_runs", "add_sweep_args",
+__all__ = ["DefaultsHelp", "add_db", "add_out", "add_runs", "add_sweep_args", "add_turn_args",
            "sweep_flags_given", "sweep_from_args"]
 
 
@@ -45,14 +45,14 @@ def add_out(parser, help_text: str, *, default=None) -> None:
 #: flag dest -> Sweep field, for flags that override the preset / file
 _SWEEP_FLAGS = ("families", "depths", "batches", "dtypes", "modes", "workloads", "device",
                 "width", "img_size", "warmup", "warmup_s", "min_samples", "max_samples",
-                "min_time_s", "threads")
+                "min_time_s", "threads", "schedule", "rounds", "processes", "turn_ms")
 
 
 #: flag dest -> the flag as typed, where the two differ
 _FLAG_NAMES = {"families": "--family", "depths": "--depth", "batches": "--batch",
                "dtypes": "--dtype", "modes": "--mode", "workloads": "--workload",
                "resnet_depths": "--resnet-depth", "min_time_s": "--min-time",
-               "warmup_s": "--warmup-time"}
+               "warmup_s": "--warmup-time", "turn_ms": "--turn-ms"}
 
 
 def add_sweep_args(p, *, timing: bool = True) -> None:
@@ -95,6 +95,30 @@ def add_sweep_args(p, *, timing: bool = True) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
+def add_turn_args(p, *, schedule: bool = False) -> None:
+    """How arms take turns (an interleaved schedule, `compare --interleave`); with
+    `schedule`, also --schedule itself (run)."""
+    from ..config import SCHEDULES
+    from ._values import positive_float, positive_int, worker_count
+
+    if schedule:
+        p.add_argument("--schedule", choices=SCHEDULES,
+                       help="sweep: point after point (the default); interleaved: the "
+                       "families are arms timed in turns, cell by cell, so a drift of the "
+                       "machine's speed hits them alike (fused-goals preset)")
+    p.add_argument("--rounds", type=positive_int,
+                   help="turns per arm and point, per set of processes (default 30)")
+    p.add_argument("--processes", type=worker_count,
+                   help="sets of measuring processes (one per arm), one after the other: "
+                   "each process has a bias of its own, and the interval is built over sets "
+                   "(at least 2 for that; 1 gives an interval over rounds; default 5)")
+    p.add_argument("--turn-ms", dest="turn_ms", type=positive_float, metavar="MS",
+                   help="length of one turn in ms (calls per turn = turn / per-call time; "
+                   "default 25)")
+    if not schedule:
+        p.set_defaults(schedule=None)
+
+
 def sweep_flags_given(args) -> list[str]:
     """The flags on this command line that say what to measure (for refusing them where
     the sweep is fixed, as with --resume)."""
@@ -107,13 +131,15 @@ def sweep_from_args(args):
     """The validated Sweep that the preset/--config plus the override flags describe."""
     from dataclasses import replace
 
-    from ..config import preset, sweep_from_toml
+    from ..config import preset
+    from ..sweep_file import sweep_from_toml
 
     if args.config is not None:
         sweep = sweep_from_toml(args.config)
     else:  # '' is a preset name typed wrong (an empty variable), not "the default"
         sweep = preset("quick" if args.preset is None else args.preset)
-    changes = {f: getattr(args, f) for f in _SWEEP_FLAGS if getattr(args, f) is not None}
+    changes = {f: getattr(args, f, None) for f in _SWEEP_FLAGS
+               if getattr(args, f, None) is not None}
     if args.resnet_depths is not None:  # for the families whose depth is a layer count
         other = tuple((f, d) for f, d in sweep.depth_overrides if f not in LAYER_COUNTED)
         changes["depth_overrides"] = other + tuple((f, args.resnet_depths) for f in LAYER_COUNTED)

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._options import add_db, add_out, add_sweep_args, sweep_from_args
-from ._values import memory_budget, positive_float, positive_int, probability, threshold, worker_count
+from ._options import add_db, add_out, add_sweep_args, add_turn_args, sweep_from_args
+from ._values import memory_budget, positive_float, probability, threshold
 
 
 def register(sub) -> None:
@@ -60,17 +60,7 @@ def register(sub) -> None:
         "in older commits): commits older than both cannot be measured this way.")
     ab.add_argument("--interleave", action="store_true",
                     help="measure A and B alternately now instead of reading stored results")
-    ab.add_argument("--rounds", type=positive_int, default=30,
-                    help="turns per side and point, per pair of processes (default "
-                    "%(default)s)")
-    ab.add_argument("--processes", type=worker_count, default=5,
-                    help="pairs of measuring processes, one after the other: each process "
-                    "has a bias of its own, and the interval is built over pairs (at least "
-                    "2 for that; 1 gives an interval over rounds that ignores it; default "
-                    "%(default)s)")
-    ab.add_argument("--turn-ms", type=positive_float, default=25.0,
-                    help="length of one turn in ms (calls per turn = turn / per-call time; "
-                    "default %(default)s)")
+    add_turn_args(ab)
     ab.add_argument("--point-timeout", type=positive_float, metavar="SECONDS",
                     help="a side's worker that takes longer than this to build a point or "
                     "to time one turn is killed: that side's point becomes an error row, a "
@@ -123,7 +113,7 @@ def _interleave(args) -> tuple[str, str]:
     with Store(args.db) as store:
         a, b = interleaved_runs(
             [Arm(args.baseline), Arm(args.contender)], sweep, store=store, repo=args.repo,
-            rounds=args.rounds, processes=args.processes, turn_ms=args.turn_ms,
+            rounds=sweep.rounds, processes=sweep.processes, turn_ms=sweep.turn_ms,
             point_timeout=args.point_timeout, memory_limit=args.memory_limit,
             command="parabench compare " + shlex.join(sys.argv[2:]),
             log=(lambda m: print(m, file=sys.stderr)) if args.progress else (lambda m: None),

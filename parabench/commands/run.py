@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import one_line
 from ..executors.memory_guard import DEFAULT_FRACTION
 from ..outputs import prepare_output_dir, safe_name
-from ._options import DefaultsHelp, add_db, add_sweep_args, sweep_flags_given, sweep_from_args
+from ._options import DefaultsHelp, add_db, add_sweep_args, add_turn_args, sweep_flags_given, sweep_from_args
 from ._values import memory_budget, non_empty, positive_float, worker_count
 
 
@@ -22,6 +22,7 @@ def register(sub) -> None:
         formatter_class=DefaultsHelp,
     )
     add_sweep_args(p)
+    add_turn_args(p.add_argument_group("an interleaved schedule"), schedule=True)
     add_db(p)
     p.add_argument("--resume", metavar="RUN_ID", type=non_empty,
                    help="continue an interrupted run ('latest' for the newest): its stored "
@@ -129,9 +130,10 @@ def _stored_sweep(store, run_id: str, args):
         stored = json.loads(row["sweep_json"] or "null")
     except ValueError:
         stored = None
-    if isinstance(stored, dict) and "interleaved" in stored:
-        raise UsageError(f"run {run_id} was measured by `compare --interleave`; an "
-                         f"interleaved comparison cannot be resumed: run the compare again")
+    if isinstance(stored, dict) and ("interleaved" in stored
+                                     or stored.get("schedule") == "interleaved"):
+        raise UsageError(f"run {run_id} was measured in turns (interleaved); its turns "
+                         f"must be taken together, so it cannot be resumed: measure again")
     if isinstance(stored, dict) and "counts" in stored:
         raise UsageError(f"run {run_id} holds instruction counts (`parabench count`); "
                          f"`run --resume` measures latencies: count again instead")

@@ -46,8 +46,8 @@ class ProcessExecutor:
                  point_timeout: float | None = None, log=print):
         self.spec = passes
         self._workers_wanted = workers
-        self._memory_limit = memory_limit
-        self._point_timeout = point_timeout
+        self.memory_limit = memory_limit
+        self.point_timeout = point_timeout
         self._log = log
         self._slots: list[_Slot] = []
 
@@ -81,11 +81,11 @@ class ProcessExecutor:
             # and needs address space of its own: the guard binds the wrong process
             return None
         if sweep.device == "cuda":
-            if self._memory_limit:
+            if self.memory_limit:
                 self._log("note: --memory-limit is not applied on CUDA (the driver reserves "
                           "more address space than any limit); GPU allocations fail cleanly")
             return None
-        return self._memory_limit or default_budget(n)
+        return self.memory_limit or default_budget(n)
 
     # -- running ----------------------------------------------------------------------
     def run(self, points, sweep, *, run_id: str, store=None, started=lambda p: None):
@@ -134,8 +134,8 @@ class ProcessExecutor:
                 else:
                     raise UsageError("worker processes die before they can be given a point")
                 slot.point = point
-                if self._point_timeout:
-                    slot.deadline = time.monotonic() + self._point_timeout
+                if self.point_timeout:
+                    slot.deadline = time.monotonic() + self.point_timeout
                 started(point)
             busy = [s for s in self._slots if s.point is not None]
             if not any(s.worker.pending() for s in busy):
@@ -175,7 +175,7 @@ class ProcessExecutor:
         if slot.deadline is None or time.monotonic() < slot.deadline:
             return None
         slot.worker.kill()
-        reason = (f"timed out: still measuring after {self._point_timeout:g} s "
+        reason = (f"timed out: still measuring after {self.point_timeout:g} s "
                   f"(--point-timeout); worker process {slot.worker.pid} was killed and a "
                   f"new worker took over")
         return self._lost_point(slot, sweep, "error", reason)

@@ -15,12 +15,14 @@ protocol owns the real stdout, anything printed goes to stderr (the driver's log
     <- {"record": {Record fields}, "last": bool}             last: this worker's CUDA
                                                              context is broken; it exits
     -> {"cmd": "build", "point": {...}, "sweep": {...}}      hold a point for turns
-    <- {"per_call_ms": x} | {"skipped": reason} | {"error": "...", "oom": bool}
+    <- {"per_call_ms": x, "evidence": {...}} | {"skipped": reason}
+       | {"error": "...", "oom": bool}
     -> {"cmd": "time", "n": 20}
-    <- {"samples": [ms, ...]} | {"error": "...", "oom": bool}
+    <- {"samples": [ms, ...], "load": {...}} | {"error": "...", "oom": bool}
     -> {"cmd": "quit"} (or end of input)
 
-"build" and "time" are protocol 1's messages unchanged: commits whose worker was
+"build" and "time" are protocol 1's messages, with keys added (how the point was run,
+how loaded the machine was during the turn): commits whose worker was
 `parabench/regress/worker.py` (protocol 1) can still be one arm of an interleaved run.
 
 The memory guard (memory_guard.py) is applied once the heavy imports are done, with
@@ -104,18 +106,24 @@ class _Session:
             return {"skipped": str(e)}
         warm = measure(prep.step, device=sweep.device, warmup=max(1, sweep.warmup),
                        warmup_s=sweep.warmup_s, min_samples=3, max_samples=3, min_time_s=0)
-        return {"per_call_ms": sorted(warm)[1]}
+        return {"per_call_ms": sorted(warm)[1], "evidence": prep.evidence()}
 
     def time(self, n: int) -> dict:
+        import torch
+
+        from ..measure.load import LoadWindow
         from ..measure.timing import measure
 
         prep = self.held.prep
         if prep is None:
             return {"error": "RuntimeError: no point built"}
         # warmed when built (by time too), and turns follow each other closely: a turn
-        # is timed at once
-        return {"samples": measure(prep.step, device=prep.device, warmup=0, warmup_s=0.0,
-                                   min_samples=n, max_samples=n, min_time_s=0)}
+        # is timed at once. The other arms wait while this one takes its turn, so what
+        # other processes did meanwhile is the machine's load, not theirs.
+        with LoadWindow(prep.sweep.threads or torch.get_num_threads()) as load:
+            samples = measure(prep.step, device=prep.device, warmup=0, warmup_s=0.0,
+                              min_samples=n, max_samples=n, min_time_s=0)
+        return {"samples": samples, "load": load.result()}
 
     def close(self) -> None:
         self.held.close()

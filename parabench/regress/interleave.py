@@ -197,11 +197,18 @@ def interleaved_runs(arms, sweep, *, store, repo=".", rounds: int = 30, processe
                                 if rec.status != "ok":
                                     rec.samples_ms = []
                                 store.add_record(run_id, rec)
-                        log(f"[set {s + 1}/{processes}] [{k}/{len(cells)}] "
-                            + " | ".join(sorted({p.key for p in cell})))
+                        log(f"[set {s + 1}/{processes}] [{k}/{len(cells)}] {_cell_text(cell)}")
         finally:
             workers.close()
     return run_ids
+
+
+def _cell_text(cell) -> str:
+    """'d4/b8/float32/eager/infer: loop, fused, vit' for family arms, else the key."""
+    fams = list(dict.fromkeys(p.family for p in cell))
+    if len(fams) == 1:
+        return cell[0].key
+    return f"{cell[0].key.split('/', 1)[1]}: {', '.join(fams)}"
 
 
 def _run_key(i: int, arm: Arm):
@@ -334,6 +341,7 @@ def _measure_cell(cell, workers: _Workers, recs, rounds, turn_ms, opts: _Options
             _fail(recs[i], b)
         else:
             per_call[i] = b["per_call_ms"]
+            recs[i].extra.update(b.get("evidence") or {})  # e.g. the fused branch group
     live = [i for i in live if i in per_call]
     if not live:
         return
@@ -353,3 +361,19 @@ def _measure_cell(cell, workers: _Workers, recs, rounds, turn_ms, opts: _Options
                 _fail(recs[i], got)
                 continue
             recs[i].samples_ms.extend(got["samples"])
+            _add_load(recs[i].extra, got.get("load"))
+
+
+def _add_load(extra: dict, turn: dict | None) -> None:
+    """A record's load over its turns: the load average before its first turn and
+    after its last, other processes' CPU seconds summed, busy if any turn was."""
+    if not turn:
+        return  # a protocol-1 worker does not say
+    if "load_1m_before" not in extra:
+        extra["load_1m_before"] = turn["load_1m_before"]
+    extra["load_1m_after"] = turn["load_1m_after"]
+    for key in ("other_cpu_s", "load_window_s"):
+        if turn.get(key) is not None:
+            extra[key] = round(extra.get(key, 0.0) + turn[key], 2)
+    extra["load_threads"] = turn["load_threads"]
+    extra["busy"] = bool(extra.get("busy")) or bool(turn.get("busy"))

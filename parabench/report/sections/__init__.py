@@ -4,7 +4,7 @@
 knows which files it wrote. Modules: `context` (the `Context` every section reads and
 shared helpers), `verdict`, `environment`, `latency` (latency and the parallel/serial
 ratio), `metrics` (throughput, efficiency, energy, memory), `profiler`, `history`,
-`comparison`, `not_measured`, `files`.
+`turns` (families timed in turns), `comparison`, `not_measured`, `files`.
 """
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ from .latency import latency_section, ratio_section
 from .metrics import efficiency_section, energy_section, memory_section, throughput_section
 from .not_measured import not_measured_section
 from .profiler import profile_section
+from .turns import turns_section
 from .verdict import verdict_section
 
 __all__ = ["SECTIONS", "Context", "all_sections", "files_section"]
 
 #: Every section but `files`, in page order.
 SECTIONS = (verdict_section, environment_section, latency_section, ratio_section,
-            throughput_section, efficiency_section, energy_section, memory_section,
+            turns_section, throughput_section, efficiency_section, energy_section, memory_section,
             profile_section, history_section, comparison_section, not_measured_section)
 
 
