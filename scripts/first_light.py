@@ -8,9 +8,10 @@ Parts, in the order they answer the question, each a separate process under its 
 time limit (a part that hangs or fails is killed or recorded, and the next one runs):
 
   device   nvidia-smi and `parabench env`: what this machine is
-  bench    Para-Former loop / fused / least-work, its serial twin and timm's ViT-S,
-           interleaved, CUDA graphs, batch 1 and 256, K = 1, 8, 48, with fused's error
-           against the loop (scripts/bench_paraformer.py)
+  bench    Para-Former loop / fused / least-work, its serial twin and timm's ViT-S
+           timed in turns (`run --preset fused-goals`), CUDA graphs, bf16, batch 1 and
+           256, K = 1, 8, 48; the ratios from its report (fused's error against the
+           loop is a `gpu` test)
   sweep    the real runner and process workers: fused, twin, ViT at depth 1, 8, 48,
            batch 1 and 256, eager and graph, bf16; NVML energy at batch 256
   tests    the `gpu`-marked tests
@@ -70,11 +71,18 @@ def plan(device: str, work: Path) -> list[Part]:
     size = (["--width", "paper", "--img-size", "224"] if gpu
             else ["--width", "tiny", "--img-size", "32"])
     families = "paraformer-fused,paraformer-serial,vit"
-    bench = [PY, "scripts/bench_paraformer.py", "--device", device, "--ks", "1,8,48",
-             "--execs", "loop,fused,least-work,twin,vit", "--out", str(work / "bench.csv")]
-    bench += (["--modes", "graph", "--batches", "1,256", "--rounds", "5"] if gpu else
-              ["--widths", "tiny", "--img-size", "32", "--batches", "1,8", "--rounds", "3",
-               "--round-time", "0.03", "--threads", "1"])
+    # the fused goals' arms (loop, fused, least-work, the serial twin, ViT-S) in turns
+    bench = pb + ["run", "--preset", "fused-goals", "--device", device, "--depth", "1,8,48",
+                  *size, "--db", str(work / "bench.db"), "--no-progress",
+                  "--point-timeout", "60"]
+    bench += (["--mode", "graph", "--dtype", "bfloat16", "--batch", "1,256", "--rounds", "5",
+               "--processes", "2", "--turn-ms", "25"] if gpu else
+              ["--batch", "1,8", "--rounds", "3", "--processes", "1", "--turn-ms", "5",
+               "--threads", "1"])
+    bench_out = [pb + ["export", "--db", str(work / "bench.db"), "--format", "csv", "-o",
+                       str(work / "bench.csv")],
+                 pb + ["report", "--db", str(work / "bench.db"), "--out",
+                       str(work / "bench-report")]]
     sweep = pb + ["run", "--family", families, "--depth", "1,8,48", "--mode", "eager,graph",
                   "--dtype", "bfloat16", "--device", device, *size, "--db",
                   str(work / "first.db"), "--no-progress", "--point-timeout", "60"]
@@ -91,7 +99,7 @@ def plan(device: str, work: Path) -> list[Part]:
     smi = ["nvidia-smi"] if shutil.which("nvidia-smi") else []
     return [
         Part("device", 45, 10, ([smi] if smi else []) + [pb + ["env"]]),
-        Part("bench", 120, 30, [bench]),
+        Part("bench", 120, 30, [bench, *bench_out]),
         Part("sweep", 150, 40, [sweep, pb + ["export", "--db", str(work / "first.db"),
                                                "--format", "json", "-o",
                                                str(work / "sweep.json")]]),
@@ -170,8 +178,9 @@ def write_summary(out: Path, work: Path, parts: list[Part], device: str,
     lines = [f"first light on {device}" + (" (CPU REHEARSAL: no figure below is a GPU figure)"
                                            if rehearsal else ""),
              f"elapsed {time.monotonic() - started:.0f} s of a {budget_s:.0f} s budget", "",
-             parts_table(parts), "", "bench (ms per forward; ratios per round, median [range])",
-             read_bench_table(work / "bench.csv"), "", "headline figures",
+             parts_table(parts), "", "bench: families timed in turns (ms per call; ratios per "
+             "round, median [95% interval])", read_bench_table(work / "bench-report"), "",
+             "headline figures",
              *headline(work, device, parts)]
     text = "\n".join(lines) + "\n"
     (out / "summary.txt").write_text(text)

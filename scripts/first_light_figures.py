@@ -25,6 +25,7 @@ def parts_table(parts) -> str:
 
 
 def _bench_rows(path: Path) -> list[dict]:
+    """The bench run's records (`parabench export --format csv`), [] when absent."""
     try:
         with path.open(newline="") as f:
             return list(csv.DictReader(f))
@@ -32,34 +33,50 @@ def _bench_rows(path: Path) -> list[dict]:
         return []
 
 
-def read_bench_table(path: Path) -> str:
-    rows = _bench_rows(path)
+#: the heading of the report section that holds the bench's ratios
+TURNS_HEADING = "## Families timed in turns"
+
+
+def _turns_table(report_dir: Path) -> list[list[str]]:
+    """The rows of the bench report's table of families timed in turns (header first),
+    cells stripped; [] when the report or the table is missing."""
+    try:
+        text = (report_dir / "report.md").read_text(errors="replace")
+    except OSError:
+        return []
+    _, found, rest = text.partition(TURNS_HEADING)
+    if not found:
+        return []
+    section = rest.split("\n## ", 1)[0]
+    rows = [[c.strip() for c in ln.strip().strip("|").split("|")]
+            for ln in section.splitlines() if ln.startswith("|")]
+    return [r for r in rows if not all(set(c) <= set("-:") for c in r)]
+
+
+def read_bench_table(report_dir: Path) -> str:
+    rows = _turns_table(report_dir)
     if not rows:
-        return "  (no bench rows: see bench.log in the tarball)"
-    head = ("mode", "batch", "K", "exec", "status", "ms", "/ loop", "/ twin", "/ vit",
-            "err vs loop")
-    lines = [head]
-    for r in rows:
-        lines.append((r["mode"], r["batch"], r["K"], r["exec"], r["status"], r["ms"] or "-",
-                      *(_ratio(r, ref) for ref in ("loop", "twin", "vit")),
-                      r.get("max_rel_err_vs_loop") or "-"))
-    w = [max(len(str(x[i])) for x in lines) for i in range(len(head))]
-    return "\n".join("  ".join(str(c).rjust(w[i]) for i, c in enumerate(x)) for x in lines)
+        return "  (no bench table: see bench.log in the tarball)"
+    w = [max(len(r[i]) if i < len(r) else 0 for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w[i]) for i, c in enumerate(r)) for r in rows)
 
 
-def _ratio(row: dict, ref: str) -> str:
-    med = row.get(f"ratio_{ref}_median")
-    if not med:
+def _turn_ratio(report_dir: Path, cell: str, column: str) -> str:
+    """One ratio of the turns table: the row whose cell starts with `cell`."""
+    rows = _turns_table(report_dir)
+    if not rows or column not in rows[0]:
         return "-"
-    return f"{float(med):.2f} [{float(row[f'ratio_{ref}_min']):.2f}-" \
-           f"{float(row[f'ratio_{ref}_max']):.2f}]"
+    j = rows[0].index(column)
+    row = next((r for r in rows[1:] if r[0].startswith(cell)), None)
+    return row[j] if row and j < len(row) else "-"
 
 
-def _bench_ms(rows, mode, batch, k, exec_):
+def _bench_ms(rows, mode, batch, depth, family):
     for r in rows:
-        if (r["mode"], r["batch"], r["K"], r["exec"]) == (mode, str(batch), str(k), exec_) \
-                and r["status"] == "ok" and r["ms"]:
-            return float(r["ms"])
+        if (r["mode"], r["batch"], r["depth"], r["family"]) == (mode, str(batch), str(depth),
+                                                                family) \
+                and r["status"] == "ok" and r["median_ms"]:
+            return float(r["median_ms"])
     return None
 
 
@@ -81,19 +98,16 @@ def headline(work: Path, device: str, parts) -> list[str]:
     big = 256 if gpu else 8
     bench = _bench_rows(work / "bench.csv")
     out = []
-    for exec_ in ("fused", "twin", "vit"):
-        ms = [_bench_ms(bench, mode, 1, k, exec_) for k in KS]
+    for fam in ("paraformer-fused", "paraformer-serial", "vit"):
+        ms = [_bench_ms(bench, mode, 1, k, fam) for k in KS]
         growth = ms[-1] / ms[0] if ms[0] and ms[-1] else None
-        out.append(f"- {exec_:6} batch 1 {mode}, K/depth {'/'.join(map(str, KS))}: "
+        out.append(f"- {fam} batch 1 {mode}, K/depth {'/'.join(map(str, KS))}: "
                    + " / ".join(_fmt(m, ".3f") for m in ms)
                    + f" ms; depth {KS[-1]} over depth 1: {_fmt(growth, '.2f', 'x')}")
-    for exec_ in ("fused", "least-work", "loop"):
-        row = next((r for r in bench if (r["mode"], r["batch"], r["K"], r["exec"]) ==
-                    (mode, str(big), str(KS[-1]), exec_)), None)
-        out.append(f"- {exec_} / ViT-S at batch {big}, depth {KS[-1]}: "
-                   f"{_ratio(row, 'vit') if row else '-'}")
-    errs = [r.get("max_rel_err_vs_loop") for r in bench if r["exec"] == "fused"]
-    out.append(f"- fused max relative error against loop: {max(errs, default='-')}")
+    cell = f"d{KS[-1]} b{big} "
+    for column in ("fused / vit", "least-work / vit", "fused / loop", "vit / loop"):
+        out.append(f"- {column} at batch {big}, depth {KS[-1]}: "
+                   f"{_turn_ratio(work / 'bench-report', cell, column)}")
     sweep = _records(work / "sweep.json")
     for fam in ("paraformer-fused", "paraformer-serial", "vit"):
         e = [r["energy_j_per_image"] for r in sweep if r["family"] == fam and r["depth"] == 48

@@ -30,7 +30,7 @@ STEPS=(
   "first|420|device, bench, sweep, gpu tests, report, kernels in 6 min, each under its own limit (scripts/first_light.py)"
   "env|60|the environment parabench records"
   "tests|360|pytest -m gpu: graph capture, the runner on CUDA, loop == fused in bf16, NVML"
-  "bench|420|Para-Former executions vs serial ViT-S, interleaved, eager and graph (scripts/bench_paraformer.py)"
+  "bench|420|Para-Former's executions vs its twin and ViT-S in turns, graph, bf16 (run --preset fused-goals), then its report"
   "paper|540|the paper preset (282 points) into \$WORK/paper.db, 60 s per point at most"
   "report|120|the HTML/Markdown report over the paper run"
   "profile|360|profiler and NVML evidence (scripts/gpu_check_profile.py)"
@@ -42,7 +42,11 @@ run_step() {
              --device "${FIRST_DEVICE:-cuda}" ;;
     env) $PY -m parabench env ;;
     tests) $PY -m pytest -q -m gpu -rs -p no:cacheprovider $(grep -l "mark.gpu" tests/test_*.py) ;;
-    bench) $PY scripts/bench_paraformer.py --device cuda --out "$WORK/bench_paraformer.csv" ;;
+    bench) $PY -m parabench run --preset fused-goals --device cuda --mode graph \
+             --dtype bfloat16 --depth 1,4,12,24,48 --batch 1,32,256 --rounds 7 \
+             --processes 2 --turn-ms 25 --db "$WORK/bench.db" --no-progress \
+             --point-timeout 60 \
+           && $PY -m parabench report --db "$WORK/bench.db" --out "$WORK/bench-report" ;;
     paper) $PY -m parabench run --preset paper --db "$WORK/paper.db" --no-progress \
              --point-timeout 60 ;;
     report) $PY -m parabench report --db "$WORK/paper.db" --out "$WORK/report" ;;

@@ -100,25 +100,50 @@ def test_the_plan_matches_the_issue_on_a_gpu(tmp_path):
                  "--mode eager,graph", "--dtype bfloat16", "--width paper", "--point-timeout"):
         assert want in sweep
     bench = " ".join(parts["bench"].commands[0])
-    assert "--modes graph" in bench and "--batches 1,256" in bench and "--ks 1,8,48" in bench
+    for want in ("--preset fused-goals", "--mode graph", "--batch 1,256", "--depth 1,8,48",
+                 "--dtype bfloat16", "--width paper", "--point-timeout"):
+        assert want in bench
+    assert [c[3] for c in parts["bench"].commands[1:]] == ["export", "report"]
     assert any("test_gpu_path.py" in a for a in parts["tests"].commands[0])
     # what the parts may take, in all, if each ran to its limit, is kept to the budget by
     # part_limit; what they are expected to take must fit the 6 minutes with room
     assert sum(p.least_s for p in parts.values()) < 360 / 2
 
 
+_TURNS_REPORT = """# report
+
+## Families timed in turns
+
+**Each family's latency over the references'.**
+
+| cell | fused group | fused ms | vit ms | fused / vit |
+|---|---|---|---|---|
+| d1 b256 bfloat16 graph | 1 | 0.5 | 0.6 | 0.83 [0.8–0.86] |
+| d48 b256 bfloat16 graph | 48 | 2.0 | 9.5 | 0.21 [0.2–0.22] |
+
+## Throughput
+"""
+
+
 def test_figures_from_partial_results_say_what_is_missing(tmp_path):
-    (tmp_path / "bench.csv").write_text("mode,batch,K,exec,status,ms\ngraph,1,1,fused,ok,0.5\n")
+    (tmp_path / "bench.csv").write_text("mode,batch,depth,family,status,median_ms\n"
+                                        "graph,1,1,paraformer-fused,ok,0.5\n")
+    (tmp_path / "bench-report").mkdir()
+    (tmp_path / "bench-report" / "report.md").write_text(_TURNS_REPORT)
     (tmp_path / "sweep.json").write_text(json.dumps([
         {"family": "vit", "depth": 48, "batch": 256, "status": "ok", "energy_j_per_image": 0.25,
          "extra": {"sm_clock_mhz_start": 1980}}]))
     (tmp_path / "kernels.json").write_text("not json")
     lines = headline(tmp_path, "cuda", [])
     text = "\n".join(lines)
-    assert "fused  batch 1 graph, K/depth 1/8/48: 0.500 / - / - ms" in text
+    assert "paraformer-fused batch 1 graph, K/depth 1/8/48: 0.500 / - / - ms" in text
+    assert "fused / vit at batch 256, depth 48: 0.21 [0.2–0.22]" in text
+    assert "least-work / vit at batch 256, depth 48: -" in text  # not in the table
+    table = read_bench_table(tmp_path / "bench-report")
+    assert "d48 b256 bfloat16 graph" in table and "---" not in table
     assert "vit depth 48 batch 256: 0.25 J/image" in text
     assert "1980-1980 MHz" in text and "gpu tests: -" in text
-    assert "no bench rows" in read_bench_table(tmp_path / "absent.csv")
+    assert "no bench table" in read_bench_table(tmp_path / "absent")
 
 
 def test_a_tarball_too_big_to_come_back_is_packed_again_without_traces(tmp_path):

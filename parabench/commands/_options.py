@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..config import DEVICES, WIDTHS
+from ..config import DEVICES, FAMILIES, WIDTHS
 from ..families import LAYER_COUNTED
 from ._values import int_list, str_list
 
@@ -58,12 +58,12 @@ _FLAG_NAMES = {"families": "--family", "depths": "--depth", "batches": "--batch"
 def add_sweep_args(p, *, timing: bool = True) -> None:
     """What to measure: a preset or TOML file, overridden by flags (run, profile)."""
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--preset", help="quick (CPU, <60 s; the default), paper (GPU), full")
+    src.add_argument("--preset", help="quick (CPU, <60 s; the default), paper (GPU), "
+                     "fused-goals (the fused execution against loop and ViT, in turns), full")
     src.add_argument("--config", metavar="TOML", help="sweep file (keys: Sweep fields, "
                      "optional preset = NAME and a [depths_by_family] table)")
     p.add_argument("--family", dest="families", type=str_list, metavar="F[,F...]",
-                   help="paraformer-loop, paraformer-fused, paraformer-least-work, "
-                   "paraformer-serial, vit, vit-parallel, resnet")
+                   help=", ".join(FAMILIES) + " (python -m parabench list families)")
     p.add_argument("--depth", dest="depths", type=int_list, metavar="D[,D...]")
     p.add_argument("--resnet-depth", dest="resnet_depths", type=int_list, metavar="D[,D...]",
                    help="ResNet layer counts (18, 34, 50, 101, 152, or 2n+2 / 3n+2)")

@@ -245,39 +245,69 @@ class _Options:
 
 
 class _Workers:
-    """One set of worker processes, one per arm; a worker that crashed or hung is
-    replaced before the next point."""
+    """One set of worker processes, one per arm, started together (each imports torch:
+    seconds); a worker that crashed or hung is replaced before the next point."""
 
     def __init__(self, arms, trees, opts: _Options, name: str):
         self.arms, self.trees, self.opts, self.name = arms, trees, opts, name
-        self.procs = [None] * len(arms)
-        self.hello = [self._start(i) for i in range(len(arms))]
+        self.procs = [self._spawn(i) for i in range(len(arms))]
+        self.hello = [self._greet(i) for i in range(len(arms))]
 
-    def _start(self, i: int) -> dict:
+    def _label(self, i: int) -> str:
+        arm, tree = self.arms[i], self.trees[self.arms[i].ref]
+        return f"{arm.name} ({tree.label})" if arm.family else tree.label
+
+    def _spawn(self, i: int):
         from ..executors.channel import WorkerProcess
 
-        arm, tree = self.arms[i], self.trees[self.arms[i].ref]
-        label = f"{arm.name} ({tree.label})" if arm.family else tree.label
-        w = WorkerProcess(label, tree=tree.path, python=self.opts.python,
-                          module=tree.module, budget=self.opts.budget, cpu=self.opts.cpu,
-                          log_path=self.opts.logdir / f"worker-{self.name}-arm{i}.log")
-        self.procs[i] = w
-        hello = w.hello()
-        if hello.get("protocol") != tree.protocol:
-            raise UsageError(f"cannot measure {label}: its worker speaks protocol "
-                             f"{hello.get('protocol')}, not {tree.protocol}")
+        tree = self.trees[self.arms[i].ref]
+        return WorkerProcess(self._label(i), tree=tree.path, python=self.opts.python,
+                             module=tree.module, budget=self.opts.budget, cpu=self.opts.cpu,
+                             log_path=self.opts.logdir / f"worker-{self.name}-arm{i}.log")
+
+    def _greet(self, i: int) -> dict:
+        hello = self.procs[i].hello()
+        want = self.trees[self.arms[i].ref].protocol
+        if hello.get("protocol") != want:
+            raise UsageError(f"cannot measure {self._label(i)}: its worker speaks protocol "
+                             f"{hello.get('protocol')}, not {want}")
         return hello
 
-    def ask(self, i: int, **msg) -> dict:
+    def _ready(self, i: int):
+        """Arm `i`'s worker, a new one in place of one that crashed or hung."""
+        if self.procs[i] is None or not self.procs[i].alive():
+            self.procs[i] = self._spawn(i)
+            self._greet(i)
+        return self.procs[i]
+
+    def ask_all(self, msgs: dict[int, dict]) -> dict[int, dict]:
+        """Each arm its message at once (builds: every arm loads and warms its model in
+        parallel), then each reply as `ask` gives it."""
+        from ..executors.channel import WorkerGone
+
+        sent = set()
+        for i, msg in msgs.items():
+            try:
+                self._ready(i).send(**msg)
+                sent.add(i)
+            except WorkerGone:
+                pass  # asked again below, on a fresh worker, where the failure is a row
+        return {i: self.ask(i, _sent=i in sent, **msg) for i, msg in msgs.items()}
+
+    def ask(self, i: int, _sent: bool = False, **msg) -> dict:
         """The reply of arm `i`'s worker; a crash or a hang becomes an error reply (with
         `lost`), and the worker is replaced before the next point."""
         from ..executors.channel import WorkerGone, WorkerTimedOut
 
-        w = self.procs[i]
-        if w is None or not w.alive():
-            self._start(i)
-            w = self.procs[i]
+        w = self._ready(i) if not _sent else self.procs[i]
         try:
+            if _sent:
+                reply = w.read(self.opts.point_timeout)
+                if reply is None:
+                    w.kill()
+                    raise WorkerTimedOut(f"no answer within {self.opts.point_timeout:g} s; "
+                                         f"worker {w.pid} was killed")
+                return reply
             return w.ask(timeout=self.opts.point_timeout, **msg)
         except WorkerTimedOut as e:
             reason = f"timed out: {e} (--point-timeout); a new worker took over"
@@ -332,21 +362,33 @@ def _measure_cell(cell, workers: _Workers, recs, rounds, turn_ms, opts: _Options
     from dataclasses import asdict
 
     live = [i for i, rec in enumerate(recs) if rec.status == "ok"]
-    per_call = {}
+    built = workers.ask_all({i: {"cmd": "build", "point": asdict(cell[i]),
+                                 "sweep": opts.sweep.to_dict()} for i in live})
     for i in live:
-        b = workers.ask(i, cmd="build", point=asdict(cell[i]), sweep=opts.sweep.to_dict())
+        b = built[i]
         if "skipped" in b:
             recs[i].status, recs[i].reason = "skipped", b["skipped"]
         elif "error" in b:
             _fail(recs[i], b)
         else:
-            per_call[i] = b["per_call_ms"]
             recs[i].extra.update(b.get("evidence") or {})  # e.g. the fused branch group
-    live = [i for i in live if i in per_call]
+    live = [i for i in live if recs[i].status == "ok"]
     if not live:
         return
     n = next((recs[i].extra["turn_size"] for i in live if "turn_size" in recs[i].extra), None)
     if n is None:
+        # the builds ran side by side, so their warm-up times are not the arms' own: one
+        # short turn each, in sequence, says how long a call takes
+        per_call = {}
+        for i in live:
+            got = workers.ask(i, cmd="time", n=3)
+            if "error" in got:
+                _fail(recs[i], got)
+            else:
+                per_call[i] = sorted(got["samples"])[1]
+        live = [i for i in live if i in per_call]
+        if not live:
+            return
         n = max(1, int(turn_ms / max(max(per_call.values()), 1e-3)))
         for rec in recs:  # a turn is compare's unit: its calls share a moment of the machine
             rec.extra["turn_size"] = n

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...families import REFERENCES
+from ...families import REFERENCES, get
 from ...regress.stats import compare_samples
 from ..content import Missing, Section, Table, fmt
 from .context import Context, family_sorted
@@ -64,7 +64,9 @@ def _run_table(run_id: str, g: pd.DataFrame) -> Table | None:
     rows = []
     for cell, c in ok.groupby(_CELL, sort=True):
         by = {r.family: r for r in c.itertuples(index=False)}
-        groups = {r.extra.get("fused_group") for r in by.values() if r.extra.get("fused_group")}
+        # the group of the parallel families (a serial twin's one branch says nothing)
+        groups = {r.extra.get("fused_group") for f, r in by.items()
+                  if r.extra.get("fused_group") and get(f).serial_twins}
         busy = any(is_busy(r.busy) for r in by.values())
         rows.append([f"d{cell[0]} b{cell[1]} {cell[2]} {cell[3]}" + (f" {BUSY_MARK}" if busy
                                                                       else ""),
