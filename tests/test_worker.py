@@ -192,6 +192,7 @@ def test_family_arms_share_one_run_and_turn_size(tmp_path):
     assert len(turns) == 1
     n = turns.pop()
     assert all(r.status == "ok" and len(r.samples_ms) == 3 * n for r in recs.itertuples())
+    assert all(r.extra["family_arms"] for r in recs.itertuples())
 
 
 def test_a_crashing_arm_is_a_row_and_the_others_go_on(tmp_path):

@@ -179,6 +179,9 @@ def interleaved_runs(arms, sweep, *, store, repo=".", rounds: int = 30, processe
         trees = _trees(arms, repo, tmp)
         opts = _Options(sweep, python, tmp, point_timeout, memory_limit, len(arms))
         recs = {cell: [Record.for_point(p, sweep) for p in cell] for cell in cells}
+        if arms[0].family:  # the families took turns with each other: their ratios mean
+            for rec in (r for rs in recs.values() for r in rs):  # something (report)
+                rec.extra["family_arms"] = True
         workers = _Workers(arms, trees, opts, "set1")
         try:
             starts = _run_starts(arms, trees, workers.hello, sweep, rounds, processes,

@@ -55,7 +55,9 @@ def _pairs(families: list[str]) -> list[tuple[str, str]]:
 
 
 def _run_table(run_id: str, g: pd.DataFrame) -> Table | None:
-    turned = g["extra"].map(lambda e: isinstance(e, dict) and "turn_size" in e)
+    # only families that took turns with each other: the two sides of `compare
+    # --interleave` took turns, but a side's families were measured at different times
+    turned = g["extra"].map(lambda e: isinstance(e, dict) and bool(e.get("family_arms")))
     ok = g[turned & (g["status"] == "ok")]
     families = list(family_sorted(ok.drop_duplicates("family"))["family"])
     pairs = _pairs(families)
