@@ -179,6 +179,15 @@ class Sweep:
         d["depth_overrides"] = {k: list(v) for k, v in self.depth_overrides}
         return d
 
+    def point_dict(self) -> dict:
+        """`to_dict` without the schedule's fields, which only the driver reads: what a
+        worker needs to build and time a point, in a form that the code of commits from
+        before those fields (an arm of an older commit, a count of it) still reads."""
+        d = self.to_dict()
+        for f in SCHEDULE_FIELDS:
+            d.pop(f)
+        return d
+
 
 #: Upper bounds that no real sweep reaches; past them a typo would only fail later, inside
 #: torch or the database (a 20-digit depth overflows SQLite's integers).
@@ -188,6 +197,8 @@ MAX_IMG_SIZE = 8192
 MAX_WARMUP, MAX_SAMPLES, MAX_MIN_TIME_S = 100_000, 1_000_000, 3600  # per point
 MAX_WARMUP_S = 600.0
 MAX_ROUNDS, MAX_PROCESSES, MAX_TURN_MS = 100_000, 1000, 60_000.0
+#: the fields of a schedule, not of a point (see Sweep.point_dict)
+SCHEDULE_FIELDS = ("schedule", "rounds", "processes", "turn_ms")
 TUPLE_FIELDS = ("families", "depths", "batches", "dtypes", "modes", "workloads")
 _INT_FIELDS = ("img_size", "warmup", "min_samples", "max_samples", "rounds", "processes")
 

@@ -16,7 +16,7 @@ from parabench.config import Point, preset
 from parabench.errors import UsageError
 from parabench.executors import worker
 from parabench.executors.channel import WorkerProcess
-from parabench.regress import interleave
+from parabench.regress import checkouts, interleave
 
 ROOT = Path(parabench.__file__).resolve().parents[1]
 SWEEP = preset("quick")
@@ -87,9 +87,9 @@ def test_a_worker_importing_another_tree_is_refused(tmp_path):
 
 def test_a_commit_without_the_worker_is_refused(tmp_path):
     with pytest.raises(UsageError, match="predates the interleave worker"):
-        interleave._find_worker(interleave._Tree("v0.1", tmp_path, "0123456789abcdef", False))
-    here = interleave._Tree("WORKTREE", ROOT, "", False)
-    interleave._find_worker(here)  # this checkout has the newest worker
+        checkouts.find_worker(checkouts.Tree("v0.1", tmp_path, "0123456789abcdef", False))
+    here = checkouts.Tree("WORKTREE", ROOT, "", False)
+    checkouts.find_worker(here)  # this checkout has the newest worker
     assert (here.module, here.protocol) == ("parabench.executors.worker", worker.PROTOCOL)
 
 
@@ -180,38 +180,33 @@ def _arms_run(tmp_path, families, *, fault=None, point_timeout=None, depths=(1,)
                 os.environ[k] = v
 
 
-def test_family_arms_share_one_run_and_turn_size(tmp_path):
-    """Executions of one model as arms (the fused goals): one run, one record per
-    family and cell, every arm with the same turn size and rounds x turn samples."""
+def test_family_arms_share_one_run_and_a_crashing_arm_is_a_row(tmp_path):
+    """Executions of one model as arms (the fused goals): one run, one record per family
+    and cell, every arm with the same turn size and rounds x turn samples. An arm whose
+    worker dies (a segfault in a kernel) becomes an error row naming the signal, its
+    worker is replaced for the next cell (which crashes again), and the other arms are
+    measured all the same."""
     fams = ("paraformer-loop", "paraformer-fused", "vit")
-    ids, recs, run = _arms_run(tmp_path, fams)
+    ids, recs, run = _arms_run(tmp_path, fams, fault="segv:paraformer-fused", depths=(1, 2))
     assert len(set(ids)) == 1
     assert json.loads(run["sweep_json"])["families"] == list(fams)
-    assert sorted(recs["family"]) == sorted(fams)
-    turns = {r.extra["turn_size"] for r in recs.itertuples()}
-    assert len(turns) == 1
-    n = turns.pop()
-    assert all(r.status == "ok" and len(r.samples_ms) == 3 * n for r in recs.itertuples())
-    assert all(r.extra["family_arms"] for r in recs.itertuples())
-
-
-def test_a_crashing_arm_is_a_row_and_the_others_go_on(tmp_path):
-    """An arm whose worker dies (a segfault in a kernel) becomes an error row naming
-    the signal; its worker is replaced for the next cell; the other arms are measured."""
-    _, recs, _ = _arms_run(tmp_path, ("paraformer-fused", "vit"), fault="segv:paraformer-fused",
-                           depths=(1, 2))
     by = {(r.family, r.depth): r for r in recs.itertuples()}
-    for d in (1, 2):  # the second cell got a fresh worker, which crashed again
+    assert len(by) == 6
+    ok = [r for r in recs.itertuples() if r.family != "paraformer-fused"]
+    assert all(r.status == "ok" and r.extra["family_arms"] for r in ok)
+    for d in (1, 2):
+        n = by[("vit", d)].extra["turn_size"]
+        assert by[("paraformer-loop", d)].extra["turn_size"] == n
+        assert len(by[("vit", d)].samples_ms) == len(by[("paraformer-loop", d)].samples_ms) == 3 * n
         bad = by[("paraformer-fused", d)]
         assert bad.status == "error" and "SIGSEGV" in bad.reason and not bad.samples_ms
-        assert by[("vit", d)].status == "ok" and by[("vit", d)].samples_ms
 
 
 @pytest.mark.slow
 def test_a_hanging_arm_times_out(tmp_path):
     """--point-timeout reaches interleaved arms too: a hung build is killed and is a row."""
     _, recs, _ = _arms_run(tmp_path, ("paraformer-fused", "vit"), fault="sleep:paraformer-fused",
-                           point_timeout=20)
+                           point_timeout=8)
     by = {r.family: r for r in recs.itertuples()}
     assert by["paraformer-fused"].status == "error"
     assert "timed out" in by["paraformer-fused"].reason

@@ -51,7 +51,7 @@ def main(args) -> int:
     from ..errors import UsageError
     from ..executors import PassSpec, make_executor
     from ..measure.instructions import require_valgrind
-    from ..regress.interleave import WORKTREE, checkout
+    from ..regress.checkouts import WORKTREE, checkout
     from ..runner import preflight, run_sweep
     from ..store import Store
 

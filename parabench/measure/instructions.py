@@ -79,7 +79,7 @@ def _setup_code(point, sweep, source: Path) -> str:
         "parabench.__file__",
         "from parabench.config import Point, sweep_from_dict",
         "from parabench.measure.prepare import prepared",
-        f"_point = prepared(Point(**{asdict(point)!r}), sweep_from_dict({sweep.to_dict()!r}))",
+        f"_point = prepared(Point(**{asdict(point)!r}), sweep_from_dict({sweep.point_dict()!r}))",
         "step = _point.__enter__().step",
     ])
 

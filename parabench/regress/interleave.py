@@ -21,29 +21,19 @@ Family arms of one checkout share one run (their keys differ by family); any oth
 arm has a run of its own, so two commits, or one commit against itself, compare as
 two runs.
 
-A commit whose checkout has neither this worker nor its predecessor
-(`parabench/regress/worker.py`, protocol 1: the same "build"/"time" messages, no
-memory guard) cannot be measured this way: a UsageError naming the commit.
+Which code a checkout arm runs, and the commits that cannot be arms: checkouts.py.
 """
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import UsageError
-from .sides import git_commit_of
+from .checkouts import trees_for
 
-__all__ = ["WORKTREE", "Arm", "checkout", "interleaved_runs"]
-
-#: Name for the uncommitted working tree as a side of `interleaved_runs`.
-WORKTREE = "WORKTREE"
-#: The worker of a checkout, newest first: (file in the checkout, module, protocol).
-_WORKERS = ((Path("parabench", "executors", "worker.py"), "parabench.executors.worker", 2),
-            (Path("parabench", "regress", "worker.py"), "parabench.regress.worker", 1))
-
+__all__ = ["Arm", "interleaved_runs"]
 
 @dataclass(frozen=True)
 class Arm:
@@ -56,86 +46,6 @@ class Arm:
     @property
     def name(self) -> str:
         return " @ ".join(x for x in (self.family, self.ref) if x) or "this parabench"
-
-
-@dataclass
-class _Tree:
-    """One checkout the arms run: where its code is, which commit, its worker."""
-
-    ref: str | None
-    path: Path | None
-    commit: str
-    dirty: bool
-    module: str = ""
-    protocol: int = 2
-
-    @property
-    def label(self) -> str:
-        if self.ref is None:
-            return "this parabench"
-        return f"{self.ref} ({self.commit[:10]}{'+dirty' if self.dirty else ''})"
-
-
-def checkout(ref: str, repo: Path, dest: Path) -> tuple[Path, str, bool]:
-    """(source tree, commit, dirty) for a git ref (exported with `git archive`) or for
-    WORKTREE (the repository's working tree as it is)."""
-    import tarfile
-
-    try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=repo,
-                             capture_output=True, text=True)
-    except OSError:
-        top = None
-    if top is None or top.returncode != 0:
-        raise UsageError(f"{repo} is not a git repository")
-    top_path = Path(top.stdout.strip())
-    if ref == WORKTREE:
-        head = git_commit_of("HEAD", top_path)
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                cwd=top_path, capture_output=True, text=True)
-        return top_path, head or "", bool(status.stdout.strip())
-    commit = git_commit_of(ref, top_path)
-    if commit is None:
-        raise UsageError(f"{ref!r} is not a git ref in {top_path} (or use {WORKTREE})")
-    dest.mkdir(parents=True)
-    tar = dest.parent / f"{dest.name}.tar"
-    subprocess.run(["git", "archive", "--format=tar", "-o", str(tar), commit], cwd=top_path,
-                   check=True, capture_output=True)
-    with tarfile.open(tar) as t:
-        t.extractall(dest, filter="data")
-    tar.unlink()
-    return dest, commit, False
-
-
-def _find_worker(tree: _Tree) -> None:
-    """Which worker the checkout has; UsageError when it predates them all."""
-    if tree.path is None:
-        return
-    for file, module, protocol in _WORKERS:
-        if (tree.path / file).is_file():
-            tree.module, tree.protocol = module, protocol
-            return
-    raise UsageError(
-        f"{tree.ref} ({tree.commit[:10] or 'no commit'}) predates the interleave worker "
-        f"({_WORKERS[-1][0].as_posix()}): it cannot be measured in turns; compare stored "
-        "runs or asv results instead")
-
-
-def _trees(arms, repo, tmp: Path) -> dict:
-    """{ref: _Tree} for every checkout the arms name, exported once each."""
-    from ..environment import collect
-
-    trees = {}
-    for i, ref in enumerate(dict.fromkeys(a.ref for a in arms)):
-        if ref is None:
-            git = collect().get("git") or {}
-            trees[ref] = _Tree(None, None, git.get("commit") or "", bool(git.get("dirty")),
-                               module="parabench.executors.worker")
-        else:
-            path, commit, dirty = checkout(ref, Path(repo), tmp / f"src{i}")
-            trees[ref] = _Tree(ref, path, commit, dirty)
-            _find_worker(trees[ref])
-    return trees
 
 
 def _arm_points(arms, sweep) -> list[tuple]:
@@ -176,7 +86,7 @@ def interleaved_runs(arms, sweep, *, store, repo=".", rounds: int = 30, processe
     cells = _arm_points(arms, sweep)
     with tempfile.TemporaryDirectory(prefix="parabench-ab-") as tmp:
         tmp = Path(tmp)
-        trees = _trees(arms, repo, tmp)
+        trees = trees_for(arms, repo, tmp)
         opts = _Options(sweep, python, tmp, point_timeout, memory_limit, len(arms))
         recs = {cell: [Record.for_point(p, sweep) for p in cell] for cell in cells}
         if arms[0].family:  # the families took turns with each other: their ratios mean
@@ -366,7 +276,7 @@ def _measure_cell(cell, workers: _Workers, recs, rounds, turn_ms, opts: _Options
 
     live = [i for i, rec in enumerate(recs) if rec.status == "ok"]
     built = workers.ask_all({i: {"cmd": "build", "point": asdict(cell[i]),
-                                 "sweep": opts.sweep.to_dict()} for i in live})
+                                 "sweep": opts.sweep.point_dict()} for i in live})
     for i in live:
         b = built[i]
         if "skipped" in b:
