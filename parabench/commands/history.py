@@ -39,6 +39,7 @@ def register(sub) -> None:
 
 def _sources(args):
     from ..errors import UsageError
+    from ..regress.asv_results import default_asv_results
     from ..regress.history import first_parent_line, load_asv_history, load_store_history
     from ..store import default_db_path
 
@@ -46,8 +47,8 @@ def _sources(args):
     asv_dir = args.asv_results
     if asv_dir is not None and not asv_dir.is_dir():
         raise UsageError(f"no asv results directory at {asv_dir}")
-    if asv_dir is None and (Path(".asv") / "results").is_dir():
-        asv_dir = Path(".asv") / "results"
+    if asv_dir is None:
+        asv_dir = default_asv_results()
     given = [f for f in ("repo", "branch") if getattr(args, f) is not None]
     repo, branch = args.repo or ".", args.branch or "HEAD"
     if given and asv_dir is None:  # they order asv results only: taken silently, a typo hides

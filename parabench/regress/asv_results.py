@@ -24,7 +24,8 @@ from pathlib import Path
 from ..errors import UsageError
 from ..families import LAYER_COUNTED
 
-__all__ = ["AsvFile", "AsvResult", "commit_files", "iter_results", "read_result_file"]
+__all__ = ["AsvFile", "AsvResult", "commit_files", "default_asv_results", "iter_results",
+           "read_result_file"]
 
 #: asv's columns when a file does not name them (format version 2).
 _DEFAULT_COLUMNS = ["result", "params", "version", "started_at", "duration",
@@ -198,3 +199,18 @@ def commit_files(results_dir: str | Path, commit: str) -> list[Path]:
         if isinstance(data, dict) and str(data.get("commit_hash", "")).startswith(commit):
             out.append(f)
     return out
+
+
+def default_asv_results() -> Path | None:
+    """asv's results folder of the project in the current directory, if there is one:
+    `results_dir` of ./asv.conf.json (asv allows // comments there), else .asv/results."""
+    conf = Path("asv.conf.json")
+    candidate = Path(".asv/results")
+    if conf.is_file():
+        try:
+            text = "\n".join(line for line in conf.read_text().splitlines()
+                             if not line.lstrip().startswith("//"))
+            candidate = Path(json.loads(text).get("results_dir", candidate))
+        except (ValueError, OSError):
+            pass
+    return candidate if candidate.is_dir() else None

@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 
 from ..errors import UsageError
+from .asv_results import default_asv_results
 from .sides import Bench, Side, environment_differences, load_pair
 from .verdicts import (
     COUNT_UNITS,
@@ -152,7 +153,9 @@ def run_compare(a: str, b: str, *, db=None, asv_results=None, repo=".",
     from ..store import Store, default_db_path
 
     prefer_asv = asv_results is not None
-    asv_dir = Path(asv_results) if asv_results is not None else Path(".asv") / "results"
+    # where asv keeps its results, by the one rule (named in errors even when absent)
+    asv_dir = (Path(asv_results) if asv_results is not None
+               else default_asv_results() or Path(".asv") / "results")
     db_path = Path(db) if db is not None else default_db_path()
     store = None
     if not prefer_asv and db_path.exists():

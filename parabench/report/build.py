@@ -17,13 +17,14 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..outputs import prepare_output_dir, safe_name
+from ..regress.asv_results import default_asv_results
 from ..store import Store
 from .content import Section
 from .html import render_html
 from .markdown import render_markdown
 from .sections import Context, all_sections, files_section
 
-__all__ = ["ReportResult", "build_report", "default_asv_results"]
+__all__ = ["ReportResult", "build_report"]
 
 
 @dataclass
@@ -35,21 +36,6 @@ class ReportResult:
     figures: list[Path] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def default_asv_results() -> Path | None:
-    """asv's results folder of the project in the current directory, if there is one:
-    `results_dir` of ./asv.conf.json (asv allows // comments there), else .asv/results."""
-    conf = Path("asv.conf.json")
-    candidate = Path(".asv/results")
-    if conf.is_file():
-        try:
-            text = "\n".join(line for line in conf.read_text().splitlines()
-                             if not line.lstrip().startswith("//"))
-            candidate = Path(json.loads(text).get("results_dir", candidate))
-        except (ValueError, OSError):
-            pass
-    return candidate if candidate.is_dir() else None
 
 
 def build_report(db=None, run_ids=None, out=None, asv_results=None) -> ReportResult:
@@ -76,7 +62,7 @@ def build_report(db=None, run_ids=None, out=None, asv_results=None) -> ReportRes
     for old in figdir.glob("*.png"):  # figures of an earlier report would mislead
         old.unlink()
     if asv_results is None:
-        asv_results = default_asv_results()
+        asv_results = default_asv_results()  # None when this project has none
 
     ctx = Context(records=records, runs=runs, figdir=figdir, out=out,
                   comparison=comparison, asv_results=Path(asv_results) if asv_results else None,
