@@ -75,7 +75,7 @@ expect 2 "$tmp/bad" -- $PY -m parabench compare latest no-such-run --db "$db"
 echo "== 4. interleaved HEAD vs working tree"
 if git rev-parse --verify -q HEAD >/dev/null 2>&1; then
     expect 0 "$tmp/ab.text" -- $PY -m parabench compare HEAD WORKTREE --interleave \
-        --family paraformer-fused --depth 2 --threads 1 --rounds 10 --no-progress \
+        --family paraformer-fused --depth 2 --threads 1 --rounds 10 --processes 2 --no-progress \
         --threshold 0.5 --db "$db"
 else
     echo "(no git HEAD: skipped)"

@@ -106,14 +106,17 @@ class ProcessExecutor:
                     w.hello()
                     w.send(cmd="sweep", sweep=sweep.to_dict(), spec=asdict(self.spec),
                            run_id=run_id)
-                    w.read()  # its {"ok": true}
+                    setup = w.read()
                     break
-                except (UsageError, WorkerGone):
+                except (UsageError, WorkerGone) as e:
                     failed_starts += 1
                     w.stop()
                     if failed_starts >= MAX_FAILED_STARTS:
-                        raise UsageError(f"worker processes fail to start "
-                                         f"({MAX_FAILED_STARTS} times in a row)") from None
+                        raise UsageError(f"{e} ({MAX_FAILED_STARTS} starts in a row failed)"
+                                         ) from None
+            if "error" in setup:  # the passes cannot be made here: no point would run
+                w.stop()
+                raise UsageError(f"worker could not set up the sweep: {setup['error']}")
             lim = w.info.get("limit")
             self._log(f"worker {slot.index} (PID {w.pid}) ready"
                       + (f", memory limit {lim / 2**30:.1f} GiB of address space" if lim else ""))

@@ -164,7 +164,11 @@ class _Workers:
     def __init__(self, arms, trees, opts: _Options, name: str):
         self.arms, self.trees, self.opts, self.name = arms, trees, opts, name
         self.procs = [self._spawn(i) for i in range(len(arms))]
-        self.hello = [self._greet(i) for i in range(len(arms))]
+        try:
+            self.hello = [self._greet(i) for i in range(len(arms))]
+        except BaseException:  # one could not start: none is left running
+            self.close()
+            raise
 
     def _label(self, i: int) -> str:
         arm, tree = self.arms[i], self.trees[self.arms[i].ref]
