@@ -26,8 +26,34 @@ def run_cli(*args, db=None, timeout=300, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
 
 
+def start_cli(*args, db=None, env=None) -> subprocess.Popen:
+    """`run_cli` without waiting, so that several runs' start-ups (each imports torch)
+    overlap; `env` is added to the environment. Collect it with `finish_cli`."""
+    cmd = [sys.executable, "-m", "parabench", *map(str, args)]
+    if db is not None:
+        cmd += ["--db", str(db)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+
+def finish_cli(proc: subprocess.Popen, timeout=300) -> subprocess.CompletedProcess:
+    """What `run_cli` returns, for a process from `start_cli`."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+run_cli.start, run_cli.finish = start_cli, finish_cli
+
+
 @pytest.fixture
 def cli():
+    """`cli(*args, db=...)` runs parabench and waits; `cli.start(...)` starts it and
+    `cli.finish(proc)` waits for it (to overlap several runs' start-ups)."""
     return run_cli
 
 

@@ -87,51 +87,61 @@ def test_killed_run_reads_interrupted_and_a_live_one_cannot_be_resumed(tmp_path)
 
 # -- the process executor ----------------------------------------------------------------
 def test_process_and_inline_give_the_same_rows_stamped_with_the_worker(tmp_path, cli):
+    # both runs at once: their start-ups overlap; only rows and stamps are compared
+    procs = {ex: cli.start("run", *FIXED, "--executor", ex, db=tmp_path / f"{ex}.db")
+             for ex in ("inline", "process")}
     rows = {}
-    for executor in ("inline", "process"):
+    for executor, proc in procs.items():
         db = tmp_path / f"{executor}.db"
-        res = cli("run", *FIXED, "--executor", executor, db=db)
-        assert res.returncode == 0, res.stderr
+        res = cli.finish(proc)
+        assert res.returncode == 0, (executor, res.stderr)
         assert f"({executor} executor)" in res.stderr
         rows[executor] = _rows(db)
         df = load(db)
-        assert set(df.machine) == {machine_id()}
+        assert set(df.machine) == {machine_id()}, executor
         assert all(e.get("hostname") and e.get("torch") and "git" not in e for e in df.env)
     assert rows["inline"] == rows["process"]
     assert set(rows["process"].values()) == {("ok", 4)}
 
 
-@pytest.mark.parametrize("fault, signal_name", [("abort", "SIGABRT"), ("segv", "SIGSEGV"),
-                                                ("kill", "SIGKILL")])
-def test_a_point_that_kills_its_worker_becomes_a_row_and_the_sweep_goes_on(
-        tmp_path, cli, monkeypatch, fault, signal_name):
-    monkeypatch.setenv(FAULT_ENV, f"{fault}:vit/d1/")
-    db = tmp_path / "r.db"
-    res = cli("run", *FIXED, "--executor", "process", db=db)
-    assert res.returncode == 0, res.stderr
-    df = load(db, "latest").set_index("key")
-    bad = df.loc["vit/d1/b1/float32/eager/infer"]
-    assert bad.status == "error"
-    assert signal_name in bad.reason and "worker process" in bad.reason
-    assert bad.machine == machine_id()  # the worker that died said where it ran
-    others = df.drop(index=bad.name)
-    assert len(others) == 3 and set(others.status) == {"ok"}
-    assert res.stderr.count(") ready") == 2  # the dead worker was replaced once
-    with Store(db, create=False, readonly=True) as s:
-        assert s.run(s.latest_run_id())["status"] == "finished"
+#: (fault, the signal its row names): each crashes the worker measuring vit/d1
+CRASHES = [("abort", "SIGABRT"), ("segv", "SIGSEGV"), ("kill", "SIGKILL")]
+
+
+def test_a_point_that_kills_its_worker_becomes_a_row_and_the_sweep_goes_on(tmp_path, cli):
+    """One sweep per way to die, all at once (their start-ups overlap); every assertion
+    names the fault it is about."""
+    procs = {fault: cli.start("run", *FIXED, "--executor", "process",
+                              db=tmp_path / f"{fault}.db", env={FAULT_ENV: f"{fault}:vit/d1/"})
+             for fault, _ in CRASHES}
+    results = {fault: cli.finish(proc) for fault, proc in procs.items()}
+    for fault, signal_name in CRASHES:
+        res, db = results[fault], tmp_path / f"{fault}.db"
+        assert res.returncode == 0, (fault, res.stderr)
+        df = load(db, "latest").set_index("key")
+        bad = df.loc["vit/d1/b1/float32/eager/infer"]
+        assert bad.status == "error", (fault, bad.status, bad.reason)
+        assert signal_name in bad.reason and "worker process" in bad.reason, (fault, bad.reason)
+        assert bad.machine == machine_id(), fault  # the worker that died said where it ran
+        others = df.drop(index=bad.name)
+        assert len(others) == 3 and set(others.status) == {"ok"}, (fault, others.status)
+        assert res.stderr.count(") ready") == 2, (fault, res.stderr)  # replaced once
+        with Store(db, create=False, readonly=True) as s:
+            assert s.run(s.latest_run_id())["status"] == "finished", fault
 
 
 def test_a_point_past_its_timeout_is_killed_and_becomes_a_row(tmp_path, cli, monkeypatch):
     """A point that hangs (in a kernel, say) would hold its worker for ever: past
     --point-timeout the worker is killed, the point is an error row that says so, and
-    a new worker measures the rest."""
+    a new worker measures the rest. (5 s: the clock starts once the worker is ready,
+    and the other points take well under a second each.)"""
     monkeypatch.setenv(FAULT_ENV, "sleep:vit/d1/")  # hangs for a minute
     db = tmp_path / "r.db"
-    res = cli("run", *FIXED, "--point-timeout", "10", db=db)
+    res = cli("run", *FIXED, "--point-timeout", "5", db=db)
     assert res.returncode == 0, res.stderr
     df = load(db, "latest").set_index("key")
     bad = df.loc["vit/d1/b1/float32/eager/infer"]
-    assert bad.status == "error" and "timed out" in bad.reason and "10 s" in bad.reason
+    assert bad.status == "error" and "timed out" in bad.reason and "5 s" in bad.reason
     assert bad.machine == machine_id()
     others = df.drop(index=bad.name)
     assert len(others) == 3 and set(others.status) == {"ok"}
