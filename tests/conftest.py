@@ -63,5 +63,31 @@ def _default_db_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("PARABENCH_DB", str(tmp_path / "default.db"))
 
 
+@pytest.fixture(scope="session")
+def paper_db(tmp_path_factory):
+    """The paper-sized synthetic database (with markup in user strings), for the session."""
+    from synthetic import make_evil_db
+
+    return make_evil_db(tmp_path_factory.mktemp("paper") / "paper.db", "paper")
+
+
+@pytest.fixture(scope="session")
+def paper_report(paper_db, tmp_path_factory):
+    """Its report, built once for test_report.py and test_report_browser.py (5-11 s)."""
+    import time
+
+    from parabench.config import PRESETS
+    from parabench.report import build_report
+
+    db, run_id = paper_db
+    out = tmp_path_factory.mktemp("paper-report") / "r"
+    t0 = time.perf_counter()
+    res = build_report(db, [run_id], out)
+    print(f"\npaper-sized report ({len(PRESETS['paper'].points())} points, 7 families x 7 "
+          "depths x 3 batches x 2 modes): "
+          f"{time.perf_counter() - t0:.1f} s")
+    return res
+
+
 # the fake pynvml used by the NVML and telemetry tests (no NVIDIA driver on CI)
 from fake_nvml import fake_nvml, make_fake_pynvml  # noqa: E402,F401
