@@ -50,7 +50,7 @@ def finish_cli(proc: subprocess.Popen, timeout=300) -> subprocess.CompletedProce
 run_cli.start, run_cli.finish = start_cli, finish_cli
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli():
     """`cli(*args, db=...)` runs parabench and waits; `cli.start(...)` starts it and
     `cli.finish(proc)` waits for it (to overlap several runs' start-ups)."""
