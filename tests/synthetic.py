@@ -18,7 +18,7 @@ from parabench.records import Record
 from parabench.regress.verdicts import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 from parabench.store import Store
 
-__all__ = ["SYNTHETIC_TRUTH", "make_db"]
+__all__ = ["EVIL_FAMILY", "EVIL_REASON", "SYNTHETIC_TRUTH", "make_db", "make_evil_db"]
 
 #: Raw samples per synthetic point, per preset (the synthetic-only knob of a sweep).
 N_SAMPLES = {"paper": 40, "quick": 15}
@@ -163,3 +163,20 @@ def _record(p, sweep: Sweep, n_samples: int, gpu: bool, rng) -> Record:
         peak_mem_allocated=int((60 + 7 * layers + 0.4 * b * layers) * 2**20) if gpu else None,
         peak_rss=int((300 + 2 * layers) * 2**20), extra=extra,
     )
+
+
+#: what the paper-sized report's user strings carry, to be shown escaped (and never run)
+EVIL_FAMILY = {"resnet": "resnet<script>alert(1)</script>"}
+EVIL_REASON = '<img src=x onerror="alert(2)">'
+
+
+def make_evil_db(path, kind: str):
+    """A synthetic database of preset `kind` whose resnet family is named with markup,
+    plus one error row whose reason is markup. Returns (path, run_id)."""
+    store, run_id = make_db(path, kind, family_alias=EVIL_FAMILY)
+    store.add_record(run_id, Record(
+        key="bad", family="vit", depth=3, batch=1, dtype="float32", mode="eager",
+        workload="infer", device="cpu", img_size=32, width="tiny", status="error",
+        reason=EVIL_REASON))
+    store.close()
+    return path, run_id

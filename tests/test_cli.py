@@ -150,9 +150,10 @@ def test_report_takes_several_runs(tmp_path, capsys):
     """`report --run A --run B` reports both runs (the README shows it)."""
     db = tmp_path / "r.db"
     ids = []
-    for depth in ("1", "2"):
+    for depth in ("1", "2"):  # inline: no worker process to start (~5 s each)
         assert main(["run", "--family", "vit", "--depth", depth, "--min-time", "0",
-                     "--min-samples", "3", "--no-progress", "--db", str(db)]) == 0
+                     "--min-samples", "3", "--no-progress", "--executor", "inline",
+                     "--db", str(db)]) == 0
         ids.append(capsys.readouterr().out.strip())
     out = tmp_path / "rep"
     assert main(["report", "--db", str(db), "--run", ids[0], "--run", ids[1],
@@ -161,10 +162,12 @@ def test_report_takes_several_runs(tmp_path, capsys):
     assert ids[0] in data and ids[1] in data
 
 
-def test_env_reports_what_it_detected(cli):
-    r = cli("env")
-    assert r.returncode == 0
-    assert "torch" in r.stdout and "nvml" in r.stdout and "cuda" in r.stdout
+def test_env_reports_what_it_detected(capsys):
+    # in this process (torch is imported already): a subprocess spent ~4 s importing it;
+    # `python -m parabench` itself is run by the tests above
+    assert main(["env"]) == 0
+    out = capsys.readouterr().out
+    assert "torch" in out and "nvml" in out and "cuda" in out
 
 
 def test_toml_sweep_file(tmp_path):
@@ -264,7 +267,7 @@ def test_resume_latest_and_refusing_flags_beside_it(tmp_path, capsys):
     db = tmp_path / "r.db"
     args = ["--family", "vit", "--depth", "1", "--min-time", "0", "--min-samples", "3",
             "--no-progress", "--db", str(db)]
-    assert _exit_code(["run", *args]) == 0
+    assert _exit_code(["run", *args, "--executor", "inline"]) == 0  # no worker start-up
     rid = capsys.readouterr().out.strip()
     assert _exit_code(["run", "--resume", "latest", "--no-progress", "--db", str(db)]) == 0
     assert capsys.readouterr().out.strip() == rid
@@ -274,12 +277,13 @@ def test_resume_latest_and_refusing_flags_beside_it(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def small_db(tmp_path_factory):
-    """One measured database for the tests that only read it: a sweep costs about 5 s
-    here (a worker process importing torch), once instead of once per test."""
+    """One measured database for the tests that only read it, measured inline (a
+    worker process would cost about 5 s importing torch), once instead of once per test."""
     db = tmp_path_factory.mktemp("small") / "r.db"
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         code = _exit_code(["run", "--family", "vit", "--depth", "1", "--min-time", "0",
-                           "--min-samples", "3", "--no-progress", "--db", str(db)])
+                           "--min-samples", "3", "--no-progress", "--executor", "inline",
+                           "--db", str(db)])
     assert code == 0
     return db
 
@@ -327,7 +331,8 @@ def test_resume_with_a_path_like_run_id_never_writes_outside_the_trace_dir(tmp_p
 
     db = tmp_path / "r.db"
     assert _exit_code(["run", "--family", "vit", "--depth", "1,2", "--min-time", "0",
-                       "--min-samples", "3", "--no-progress", "--db", str(db)]) == 0
+                       "--min-samples", "3", "--no-progress", "--executor", "inline",
+                       "--db", str(db)]) == 0
     con = sq.connect(db)
     con.execute("UPDATE runs SET run_id='../../X'")
     con.execute("UPDATE records SET run_id='../../X'")

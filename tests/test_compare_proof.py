@@ -26,8 +26,18 @@ No point's ratio came near 2x (the 1.278 in CI is the largest seen). So the plan
 (`--threshold 1.0`): the planted family must come out "slower" beyond 2.5x, the control
 must stay below 2x, and no-op comparisons must exit 0 with every point "unchanged" --
 still a real test of the rule, with a margin noise cannot close.
+
+What it costs, and where it runs. Each comparison starts 3 sets x 2 worker processes,
+each importing torch on one pinned core (3.5-7 s apiece): about 25 s a comparison and
+2 minutes for the five, the largest part of the test suite. Cutting rounds or process
+sets does not help: the start-ups are the cost, and the interval is a t interval over
+the process sets (2 degrees of freedom at 3 sets; at 6 rounds the planted 5x already
+came out p = 0.024, "unchanged"). So the proof keeps its full size and runs only when
+PARABENCH_PROOF_TESTS=1, which CI sets for this file in a step of its own; a plain
+`pytest` skips it and says how to run it.
 """
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -102,7 +112,13 @@ def ab(repo: Path, db: Path, a: str, b: str, *extra) -> tuple[int, dict]:
     return code, json.loads(out.read_text())
 
 
+#: set to 1 to run the proof (about 2 minutes); CI does
+PROOF_ENV = "PARABENCH_PROOF_TESTS"
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get(PROOF_ENV) != "1",
+                    reason=f"about 2 minutes: set {PROOF_ENV}=1 (CI runs it so)")
 def test_planted_slowdown_flagged_and_noop_not(tmp_path, capsys):
     repo = tmp_path / "repo"
     shas = make_repo(repo, slowdowns=(3.0,))

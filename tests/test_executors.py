@@ -86,48 +86,75 @@ def test_killed_run_reads_interrupted_and_a_live_one_cannot_be_resumed(tmp_path)
 
 
 # -- the process executor ----------------------------------------------------------------
-def test_process_and_inline_give_the_same_rows_stamped_with_the_worker(tmp_path, cli):
+#: (fault, the signal its row names): each crashes the worker measuring vit/d1
+CRASHES = [("abort", "SIGABRT"), ("segv", "SIGSEGV"), ("kill", "SIGKILL")]
+
+
+@pytest.fixture(scope="module")
+def sweeps(cli, tmp_path_factory):
+    """{name: (result, database)} of every sweep this module runs through the CLI, all
+    started at once: each pays a driver and one or two workers importing torch (4-10 s),
+    and one waits 10 s on a hung point, so together they take about what the longest
+    takes alone. Each test below checks its own sweep."""
+    tmp = tmp_path_factory.mktemp("sweeps")
+    plan = {
+        "inline": (("--executor", "inline"), None),
+        "process": (("--executor", "process"), None),
+        **{fault: (("--executor", "process"), f"{fault}:vit/d1/") for fault, _ in CRASHES},
+        "timeout": (("--point-timeout", "10"), "sleep:vit/d1/"),  # hangs for a minute
+    }
+    env = {"PARABENCH_DB": str(tmp / "default.db")}
+    procs = {name: cli.start("run", *FIXED, *flags, db=tmp / f"{name}.db",
+                             env={**env, **({FAULT_ENV: fault} if fault else {})})
+             for name, (flags, fault) in plan.items()}
+    procs["memory"] = cli.start(  # the memory guard's sweep: its own points
+        "run", "--family", "vit", "--depth", "1,2", "--batch", "1000000", "--no-progress",
+        "--memory-limit", "2G", db=tmp / "memory.db", env=env)
+    try:
+        return {name: (cli.finish(proc), tmp / f"{name}.db") for name, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+
+def test_process_and_inline_give_the_same_rows_stamped_with_the_worker(sweeps):
     rows = {}
     for executor in ("inline", "process"):
-        db = tmp_path / f"{executor}.db"
-        res = cli("run", *FIXED, "--executor", executor, db=db)
-        assert res.returncode == 0, res.stderr
+        res, db = sweeps[executor]
+        assert res.returncode == 0, (executor, res.stderr)
         assert f"({executor} executor)" in res.stderr
         rows[executor] = _rows(db)
         df = load(db)
-        assert set(df.machine) == {machine_id()}
+        assert set(df.machine) == {machine_id()}, executor
         assert all(e.get("hostname") and e.get("torch") and "git" not in e for e in df.env)
     assert rows["inline"] == rows["process"]
     assert set(rows["process"].values()) == {("ok", 4)}
 
 
-@pytest.mark.parametrize("fault, signal_name", [("abort", "SIGABRT"), ("segv", "SIGSEGV"),
-                                                ("kill", "SIGKILL")])
-def test_a_point_that_kills_its_worker_becomes_a_row_and_the_sweep_goes_on(
-        tmp_path, cli, monkeypatch, fault, signal_name):
-    monkeypatch.setenv(FAULT_ENV, f"{fault}:vit/d1/")
-    db = tmp_path / "r.db"
-    res = cli("run", *FIXED, "--executor", "process", db=db)
-    assert res.returncode == 0, res.stderr
-    df = load(db, "latest").set_index("key")
-    bad = df.loc["vit/d1/b1/float32/eager/infer"]
-    assert bad.status == "error"
-    assert signal_name in bad.reason and "worker process" in bad.reason
-    assert bad.machine == machine_id()  # the worker that died said where it ran
-    others = df.drop(index=bad.name)
-    assert len(others) == 3 and set(others.status) == {"ok"}
-    assert res.stderr.count(") ready") == 2  # the dead worker was replaced once
-    with Store(db, create=False, readonly=True) as s:
-        assert s.run(s.latest_run_id())["status"] == "finished"
+def test_a_point_that_kills_its_worker_becomes_a_row_and_the_sweep_goes_on(sweeps):
+    """One sweep per way to die (every assertion names the fault it is about)."""
+    for fault, signal_name in CRASHES:
+        res, db = sweeps[fault]
+        assert res.returncode == 0, (fault, res.stderr)
+        df = load(db, "latest").set_index("key")
+        bad = df.loc["vit/d1/b1/float32/eager/infer"]
+        assert bad.status == "error", (fault, bad.status, bad.reason)
+        assert signal_name in bad.reason and "worker process" in bad.reason, (fault, bad.reason)
+        assert bad.machine == machine_id(), fault  # the worker that died said where it ran
+        others = df.drop(index=bad.name)
+        assert len(others) == 3 and set(others.status) == {"ok"}, (fault, others.status)
+        assert res.stderr.count(") ready") == 2, (fault, res.stderr)  # replaced once
+        with Store(db, create=False, readonly=True) as s:
+            assert s.run(s.latest_run_id())["status"] == "finished", fault
 
 
-def test_a_point_past_its_timeout_is_killed_and_becomes_a_row(tmp_path, cli, monkeypatch):
+def test_a_point_past_its_timeout_is_killed_and_becomes_a_row(sweeps):
     """A point that hangs (in a kernel, say) would hold its worker for ever: past
     --point-timeout the worker is killed, the point is an error row that says so, and
     a new worker measures the rest."""
-    monkeypatch.setenv(FAULT_ENV, "sleep:vit/d1/")  # hangs for a minute
-    db = tmp_path / "r.db"
-    res = cli("run", *FIXED, "--point-timeout", "10", db=db)
+    res, db = sweeps["timeout"]
     assert res.returncode == 0, res.stderr
     df = load(db, "latest").set_index("key")
     bad = df.loc["vit/d1/b1/float32/eager/infer"]
@@ -173,12 +200,10 @@ def test_on_cuda_a_device_side_assert_costs_one_point_and_its_worker(tmp_path, c
     assert all(m.endswith(gpu) for m in df.machine) and all(e["gpu"]["available"] for e in df.env)
 
 
-def test_memory_guard_turns_a_huge_batch_into_an_oom_row(tmp_path, cli):
+def test_memory_guard_turns_a_huge_batch_into_an_oom_row(sweeps):
     """The issue's case: on this CPU an unguarded worker grew to 24 GB until the kernel
     killed it. Under the guard the first large allocation fails: an `oom` row."""
-    db = tmp_path / "r.db"
-    res = cli("run", "--family", "vit", "--depth", "1,2", "--batch", "1000000", "--no-progress",
-              "--memory-limit", "2G", db=db)
+    res, db = sweeps["memory"]
     assert res.returncode == 0, res.stderr
     df = load(db, "latest")
     assert list(df.status) == ["oom", "oom"]

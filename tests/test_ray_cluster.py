@@ -28,6 +28,8 @@ pytestmark = pytest.mark.slow
 SWEEP = ("--family", "vit", "--depth", "1,2,3", "--batch", "1", "--threads", "2",
          "--warmup", "1", "--min-samples", "4", "--max-samples", "4", "--min-time", "0",
          "--no-progress")
+#: the same points with --threads 1: two points (or a point and a hung one) run at once
+SWEEP_1 = (*SWEEP[:SWEEP.index("--threads") + 1], "1", *SWEEP[SWEEP.index("--threads") + 2:])
 #: token authentication is for clusters others can reach; this one is local and brief
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -99,7 +101,9 @@ def cluster():
         except subprocess.TimeoutExpired:
             head.kill()
             head.wait(10)
-        time.sleep(2)
+        deadline = time.monotonic() + 2  # what it started has a moment to exit by itself
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in started):
+            time.sleep(0.1)
         for pid in started:  # anything left over, by PID
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -107,6 +111,11 @@ def cluster():
                 pass
         log.close()
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _point_workers(head_pid: int) -> list[int]:
+    """The PIDs of the cluster's workers that are inside a point right now."""
+    return [p for p in _descendants(head_pid) if _cmdline(p).startswith("ray::parabench-point")]
 
 
 def _run(db, *args, fault=None, wait=True):
@@ -147,11 +156,15 @@ def _count(db) -> int:
 
 def test_a_sweep_through_the_cluster_gives_the_rows_inline_gives(cluster, tmp_path):
     address, _ = cluster
-    rc, _, err = _run(tmp_path / "ray.db", *SWEEP, "--ray-address", address)
-    assert rc == 0, err
+    # both sweeps at once: their start-ups (torch imports) overlap; only the rows count here
+    ray_proc = _run(tmp_path / "ray.db", *SWEEP, "--ray-address", address, wait=False)
+    inline_proc = _run(tmp_path / "inline.db", *SWEEP, "--executor", "inline", wait=False)
+    _, err = ray_proc.communicate(timeout=400)
+    assert ray_proc.returncode == 0, err
     assert "(ray executor)" in err and "Ray cluster: 1 node(s), 2 CPUs" in err
-    rc, _, err = _run(tmp_path / "inline.db", *SWEEP, "--executor", "inline")
-    assert rc == 0, err
+    _, err = inline_proc.communicate(timeout=400)
+    assert inline_proc.returncode == 0, err
+    assert "(inline executor)" in err
     ray_rows, inline_rows = _rows(tmp_path / "ray.db"), _rows(tmp_path / "inline.db")
     assert ray_rows == inline_rows and set(ray_rows.values()) == {("ok", 4)}
     df = load(tmp_path / "ray.db")
@@ -165,8 +178,7 @@ def test_a_worker_killed_mid_point_gives_a_row_and_the_sweep_completes(cluster, 
     # the point vit/d2 hangs inside its Ray worker until the test kills that worker
     proc = _run(db, *SWEEP, "--ray-address", address, fault="sleep:vit/d2/", wait=False)
     _wait_until(lambda: _count(db) >= 1)
-    busy = _wait_until(lambda: [p for p in _descendants(head_pid)
-                                if _cmdline(p).startswith("ray::parabench-point")])
+    busy = _wait_until(lambda: _point_workers(head_pid))
     os.kill(busy[0], signal.SIGKILL)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
@@ -180,12 +192,21 @@ def test_a_worker_killed_mid_point_gives_a_row_and_the_sweep_completes(cluster, 
 
 
 def test_the_driver_killed_and_resumed_loses_no_finished_point(cluster, tmp_path):
-    address, _ = cluster
+    address, head_pid = cluster
     db = tmp_path / "r.db"
-    proc = _run(db, *SWEEP, "--ray-address", address, fault="sleep:vit/d3/", wait=False)
+    # one CPU a point: vit/d1 and vit/d2 finish beside vit/d3, which hangs for a minute,
+    # whatever order Ray starts them in (with both CPUs a point, a d3 started first held
+    # the others back for its minute, and a d2 could finish after d3)
+    proc = _run(db, *SWEEP_1, "--ray-address", address, fault="sleep:vit/d3/", wait=False)
     _wait_until(lambda: _count(db) >= 2)
     proc.kill()
     proc.communicate(timeout=60)
+    # its hung point would hold a CPU for the rest of its minute: end it by PID
+    for pid in _point_workers(head_pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     with Store(db, create=False, readonly=True) as s:
         rid = s.latest_run_id()
         run = s.run(rid)

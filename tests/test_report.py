@@ -19,24 +19,7 @@ from synthetic import SYNTHETIC_TRUTH, make_db
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def paper_db(tmp_path_factory):
-    path = tmp_path_factory.mktemp("paper") / "paper.db"
-    store, run_id = make_db(path, "paper")
-    store.close()
-    return path, run_id
-
-
-@pytest.fixture(scope="module")
-def paper_report(paper_db, tmp_path_factory):
-    db, run_id = paper_db
-    out = tmp_path_factory.mktemp("paper-report") / "r"
-    t0 = time.perf_counter()
-    res = build_report(db, [run_id], out)
-    print(f"\npaper-sized report ({len(PRESETS['paper'].points())} points, 7 families x 7 "
-          "depths x 3 batches x 2 modes): "
-          f"{time.perf_counter() - t0:.1f} s")
-    return res
+# paper_db and paper_report (shared with test_report_browser.py): conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +58,8 @@ def test_paper_report_writes_every_file(paper_report):
     for f in paper_report.figures:
         assert f"]({f.relative_to(out).as_posix()})" in md
     data = pd.read_csv(out / "data.csv")
-    assert len(data) == len(PRESETS["paper"].points())
-    assert set(data["status"]) == {"ok", "oom", "skipped"}
+    assert len(data) == len(PRESETS["paper"].points()) + 1  # and conftest's error row
+    assert set(data["status"]) == {"ok", "oom", "skipped", "error"}
     assert len(json.loads(data.loc[0, "samples_ms"])) == 40  # raw samples survive
 
 
@@ -91,7 +74,7 @@ def test_paper_report_has_every_section_with_data(paper_report):
     reg = _section(paper_report, "comparison")
     assert "1 regression(s) among 2" in reg.lead[0]
     bad = _section(paper_report, "not-measured").tables[0]
-    assert {r[7] for r in bad.rows} == {"oom", "skipped"}
+    assert {r[7] for r in bad.rows} == {"oom", "skipped", "error"}  # error: conftest's
     assert any("out of memory" in r[8] for r in bad.rows)
 
 

@@ -102,49 +102,67 @@ def _count(db):
         return 0
 
 
-def _wait_for_records(db, n, proc, timeout=120):
-    t0 = time.monotonic()
-    while _count(db) < n:
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() - t0 < timeout, "run made no progress"
-        time.sleep(0.1)
+#: each interrupts its own run: (signal, the exit status a shell reports for it)
+INTERRUPTS = [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -signal.SIGKILL)]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_interrupted_run_loses_nothing_and_resumes(tmp_path, sig):
-    db = tmp_path / "r.db"
-    proc = _spawn_run(db)
-    _wait_for_records(db, 2, proc)
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
-    # 130 for Ctrl-C and 143 for SIGTERM, as shells report a process those signals ended
-    assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143,
-                               signal.SIGKILL: -signal.SIGKILL}[sig]
-    with Store(db, create=False) as s:
-        (rid,) = s.runs_frame().run_id
-        before = s.records_frame([rid])
-        run = s.run(rid)
-        status = run["status"]
-    assert len(before) >= 2 and set(before.status) == {"ok"}
-    if sig == signal.SIGKILL:
-        # no chance to mark it, yet it must not read "running" forever: its PID is gone
-        assert status == "interrupted"
-        assert f"process {proc.pid}" in run["stale"] and "is gone" in run["stale"]
-    else:
-        assert status == "interrupted"
-        assert f"--resume {rid}" in err
-    resumed = subprocess.run(
-        [sys.executable, "-m", "parabench", "run", "--db", str(db), "--resume", rid,
-         "--no-progress"], capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    after = load(db, rid)
-    assert sorted(after.depth) == [1, 2, 3, 4, 5, 6]
-    # finished points were kept as they were, not measured again
-    kept = after.set_index("key").loc[before.key]
-    assert list(kept.id) == list(before.id)
-    assert [json.dumps(x) for x in kept.samples_ms] == [json.dumps(x) for x in before.samples_ms]
-    with Store(db, create=False) as s:
-        assert s.run(rid)["status"] == "finished"
+def test_interrupted_run_loses_nothing_and_resumes(tmp_path):
+    """Ctrl-C, SIGTERM and SIGKILL, each sent to its own run once it has two records;
+    the three runs (and then their resumes) go at once, so their start-ups overlap.
+    Every assertion names the signal it is about."""
+    dbs = {sig: tmp_path / f"{sig.name}.db" for sig, _ in INTERRUPTS}
+    procs = {sig: _spawn_run(dbs[sig]) for sig, _ in INTERRUPTS}
+    try:
+        waiting, t0 = dict(procs), time.monotonic()
+        while waiting:
+            for sig, proc in list(waiting.items()):
+                if _count(dbs[sig]) >= 2:
+                    proc.send_signal(sig)
+                    del waiting[sig]
+                else:
+                    assert proc.poll() is None, (sig.name, proc.stderr.read())
+            assert time.monotonic() - t0 < 180, f"no progress: {[s.name for s in waiting]}"
+            time.sleep(0.05)
+        errs = {sig: proc.communicate(timeout=60)[1] for sig, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    before, rids = {}, {}
+    for sig, code in INTERRUPTS:
+        proc, err = procs[sig], errs[sig]
+        # 130 for Ctrl-C and 143 for SIGTERM, as shells report a process those signals ended
+        assert proc.returncode == code, (sig.name, proc.returncode, err[-2000:])
+        with Store(dbs[sig], create=False) as s:
+            (rid,) = s.runs_frame().run_id
+            before[sig] = s.records_frame([rid])
+            run = s.run(rid)
+        rids[sig] = rid
+        assert len(before[sig]) >= 2 and set(before[sig].status) == {"ok"}, sig.name
+        # none of them may read "running" forever
+        assert run["status"] == "interrupted", (sig.name, run)
+        if sig == signal.SIGKILL:
+            # no chance to mark it, yet its PID is gone
+            assert f"process {proc.pid}" in run["stale"] and "is gone" in run["stale"], run
+        else:
+            assert f"--resume {rid}" in err, (sig.name, err[-2000:])
+    resumes = {sig: subprocess.Popen(
+        [sys.executable, "-m", "parabench", "run", "--db", str(dbs[sig]), "--resume",
+         rids[sig], "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True) for sig, _ in INTERRUPTS}
+    outs = {sig: proc.communicate(timeout=300) for sig, proc in resumes.items()}
+    for sig, _ in INTERRUPTS:
+        assert resumes[sig].returncode == 0, (sig.name, outs[sig][1])
+        after = load(dbs[sig], rids[sig])
+        assert sorted(after.depth) == [1, 2, 3, 4, 5, 6], sig.name
+        # finished points were kept as they were, not measured again
+        kept = after.set_index("key").loc[before[sig].key]
+        assert list(kept.id) == list(before[sig].id), sig.name
+        assert ([json.dumps(x) for x in kept.samples_ms]
+                == [json.dumps(x) for x in before[sig].samples_ms]), sig.name
+        with Store(dbs[sig], create=False) as s:
+            assert s.run(rids[sig])["status"] == "finished", sig.name
 
 
 def test_two_concurrent_runs_into_one_database_lose_nothing(tmp_path):
