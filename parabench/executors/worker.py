@@ -207,9 +207,6 @@ def main() -> int:
         except OSError:  # the driver is gone (killed, hung up): leave silently
             os._exit(0)
 
-    cpu = os.environ.get(CPU_ENV)
-    if cpu and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {int(cpu)})  # both arms on one core: same neighbours
     try:
         hello = _start()
     except Exception as e:  # noqa: BLE001  say why; the driver refuses in one line
@@ -217,6 +214,11 @@ def main() -> int:
 
         reply(error=one_line(e, 300))
         return 1
+    cpu = os.environ.get(CPU_ENV)
+    if cpu and hasattr(os, "sched_setaffinity"):
+        # every arm on one core: the same neighbours. Pinned after the imports, so that
+        # arms starting together import on every core, not one after another on one
+        os.sched_setaffinity(0, {int(cpu)})
     reply(**hello)
     serve(sys.stdin, reply)
     return 0
