@@ -13,7 +13,13 @@ import pytest
 from parabench.measure import load
 
 
-def test_busy_rule_is_load_above_threads_plus_a_half():
+def test_busy_rule_is_others_cpu_over_half_a_core_else_the_load_average():
+    # what other processes used during the window decides, whatever the load average
+    assert load.busy(4.0, 2, other_cpu_s=0.2, window_s=2.0) is False
+    assert load.busy(1.0, 2, other_cpu_s=1.2, window_s=2.0) is True
+    assert load.busy(None, 2, other_cpu_s=0.0, window_s=1.0) is False
+    # without it, the 1-minute load average above threads + 0.5
+    assert load.busy(2.6, 2, other_cpu_s=None, window_s=2.0) is True
     assert load.busy(2.4, 2) is False
     assert load.busy(2.6, 2) is True
     assert load.busy(6.0, 2) is True
@@ -63,9 +69,22 @@ def test_own_cpu_time_is_not_other():
         assert r["other_cpu_s"] <= r["load_window_s"] * max(cores - 1, 0) + 0.05, r
 
 
+def test_judge_reads_a_record_as_the_rule_would_its_window():
+    """An interleaved record sums its turns: arms that built their models at once left a
+    load average of 4 that the turns (0.1 core of others) did not feel; a record from
+    before other_cpu_s was kept is judged on its load average, or keeps its flag."""
+    quiet_turns = {"load_1m_before": 4.2, "load_1m_after": 2.1, "other_cpu_s": 0.3,
+                   "load_window_s": 3.0, "load_threads": 2, "busy": True}
+    assert load.judge(quiet_turns) is False
+    assert load.judge({**quiet_turns, "other_cpu_s": 2.4}) is True
+    assert load.judge({"load_1m_before": 3.0, "load_1m_after": 1.0, "load_threads": 2}) is True
+    assert load.judge({"busy": True}) is True and load.judge({}) is None
+
+
 def test_load_columns_come_from_extra():
     df = pd.DataFrame({"extra": [{"load_1m_before": 1.2, "load_1m_after": 3.4,
-                                  "other_cpu_s": 5.0, "busy": True}, {}, None]})
+                                  "other_cpu_s": 5.0, "load_window_s": 4.0, "busy": True},
+                                 {}, None]})
     out = load.load_columns(df)
     assert out["load_1m"].tolist()[0] == 3.4 and out["busy"].tolist()[0] is True
     assert pd.isna(out["load_1m"].tolist()[1]) and out["busy"].tolist()[2] is None

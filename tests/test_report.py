@@ -232,7 +232,8 @@ def test_report_says_how_loaded_the_machine_was_and_marks_busy_figures(tmp_path)
     def load(p):
         busy = p.family == "vit" and p.depth == 8
         return {"load_1m_before": 0.4, "load_1m_after": 4.1 if busy else 0.9,
-                "other_cpu_s": 6.0 if busy else 0.1, "load_threads": 1, "busy": busy}
+                "other_cpu_s": 6.0 if busy else 0.1, "load_window_s": 2.0, "load_threads": 1,
+                "busy": busy}
 
     store, run_id = make_db(tmp_path / "l.db", "quick", load=load)
     store.close()

@@ -17,7 +17,8 @@ def _record(family: str, ms: float, rng, *, family_arms=True, busy=False) -> Rec
     rec = Record.for_point(Point(family, 4, 1, "float32", "eager", "infer"), SWEEP)
     rec.samples_ms = list(ms * rng.uniform(0.98, 1.02, TURN * ROUNDS * SETS))
     rec.extra = {"turn_size": TURN, "rounds_per_process": ROUNDS, "busy": busy,
-                 "load_1m_before": 0.1, "load_1m_after": 2.0 if busy else 0.2}
+                 "load_1m_before": 0.1, "load_1m_after": 2.0 if busy else 0.2,
+                 "other_cpu_s": 1.5 if busy else 0.05, "load_window_s": 2.0, "load_threads": 1}
     if family_arms:
         rec.extra["family_arms"] = True
     if family == "paraformer-fused":

@@ -10,9 +10,18 @@ machine's figure. A window records, around a measurement:
 * ``other_cpu_s``: CPU seconds that other processes used during the window, the
   machine's busy time (``/proc/stat``: user, nice, system, irq, softirq) minus this
   process's own (``os.times``, waited-for children included);
-* ``busy``: the larger load average above ``threads + BUSY_MARGIN``. The measured
-  process itself keeps ``threads`` cores busy, so more than that, plus a half for the
-  system's own chatter, means other heavy work was running beside it.
+* ``busy``: other heavy work ran beside the measurement. The measured process keeps
+  ``threads`` cores busy, so the machine's load is ``threads`` plus what the others
+  used; busy is that load above ``threads + BUSY_MARGIN``: other processes kept more
+  than half a core busy on average over the window (``other_cpu_s / load_window_s``).
+  Where that is unknown, the larger 1-minute load average is judged instead.
+
+Why the CPU time, not the load average, decides: the load average lags by a minute. In
+an interleaved run every arm loads and warms its model at once before the turns, so
+the load average read 3-5 during turns that had the machine to themselves (other
+processes: under 0.1 core), and every short point was marked busy. It also misses a
+burst beside a short window. The CPU time others used during the window is what
+competed with the measurement; the load averages stay in the record as context.
 
 Where the system does not say (no ``/proc``, no load average), the field is None.
 """
@@ -21,7 +30,7 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["BUSY_MARGIN", "LoadWindow", "busy", "load_columns", "load_text"]
+__all__ = ["BUSY_MARGIN", "LoadWindow", "busy", "judge", "load_columns", "load_text"]
 
 #: Load above the measured threads by more than this marks a figure as busy.
 BUSY_MARGIN = 0.5
@@ -50,9 +59,26 @@ def _own_s() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def busy(load: float | None, threads: int) -> bool | None:
-    """The rule: a load above ``threads + BUSY_MARGIN`` (None when the load is unknown)."""
+def busy(load: float | None, threads: int, other_cpu_s: float | None = None,
+         window_s: float | None = None) -> bool | None:
+    """The rule: other processes used more than ``BUSY_MARGIN`` of a core on average over
+    the window; without that figure, a 1-minute load above ``threads + BUSY_MARGIN``.
+    None when neither is known."""
+    if other_cpu_s is not None and window_s:
+        return other_cpu_s / window_s > BUSY_MARGIN
     return None if load is None else load > threads + BUSY_MARGIN
+
+
+def judge(cond: dict) -> bool | None:
+    """:func:`busy` for a window's (or a record's summed) conditions. Without the
+    figures the rule needs, the flag the record was stored with (or None)."""
+    other, window = cond.get("other_cpu_s"), cond.get("load_window_s")
+    if other is not None and window:
+        return busy(None, 0, other, window)
+    loads = [v for v in (cond.get("load_1m_before"), cond.get("load_1m_after")) if v is not None]
+    if cond.get("load_threads") is None or not loads:
+        return cond.get("busy")
+    return busy(max(loads), int(cond["load_threads"]))
 
 
 class LoadWindow:
@@ -79,10 +105,9 @@ class LoadWindow:
             raise RuntimeError("LoadWindow.result() before the window was opened")
         (l0, m0, o0, t0), (l1, m1, o1, t1) = self._start, self._end or self._sample()
         other = None if m0 is None or m1 is None else round(max(0.0, (m1 - m0) - (o1 - o0)), 2)
-        loads = [v for v in (l0, l1) if v is not None]
-        return {"load_1m_before": l0, "load_1m_after": l1, "other_cpu_s": other,
-                "load_window_s": round(t1 - t0, 2), "load_threads": self.threads,
-                "busy": busy(max(loads) if loads else None, self.threads)}
+        cond = {"load_1m_before": l0, "load_1m_after": l1, "other_cpu_s": other,
+                "load_window_s": round(t1 - t0, 2), "load_threads": self.threads}
+        return {**cond, "busy": judge(cond)}
 
 
 def load_text(cond: dict) -> str:
@@ -106,5 +131,6 @@ def load_columns(df):
         loads = [v for v in (e.get("load_1m_before"), e.get("load_1m_after")) if v is not None]
         return max(loads) if loads else None
 
+    # judged again from the stored figures: one rule for every record, old ones included
     return df.assign(load_1m=extra.map(peak), other_cpu_s=extra.map(lambda e: e.get("other_cpu_s")),
-                     busy=extra.map(lambda e: e.get("busy")))
+                     busy=extra.map(lambda e: judge(e) if e else None))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import UsageError
+from ..measure.load import judge
 from .checkouts import trees_for
 
 __all__ = ["Arm", "interleaved_runs"]
@@ -325,7 +326,8 @@ def _measure_cell(cell, workers: _Workers, recs, rounds, turn_ms, opts: _Options
 
 def _add_load(extra: dict, turn: dict | None) -> None:
     """A record's load over its turns: the load average before its first turn and
-    after its last, other processes' CPU seconds summed, busy if any turn was."""
+    after its last, other processes' CPU seconds and the windows summed, and busy judged
+    on those sums (a 100 ms turn alone is a few clock ticks of CPU time)."""
     if not turn:
         return  # a protocol-1 worker does not say
     if "load_1m_before" not in extra:
@@ -335,4 +337,4 @@ def _add_load(extra: dict, turn: dict | None) -> None:
         if turn.get(key) is not None:
             extra[key] = round(extra.get(key, 0.0) + turn[key], 2)
     extra["load_threads"] = turn["load_threads"]
-    extra["busy"] = bool(extra.get("busy")) or bool(turn.get("busy"))
+    extra["busy"] = judge(extra) if extra.get("load_window_s") else bool(turn.get("busy"))

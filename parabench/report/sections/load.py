@@ -1,6 +1,6 @@
 """How loaded the machine was while the figures were measured (parabench.measure.load).
 
-A figure taken beside other heavy work (load above the measured threads + 0.5) is not
+A figure taken beside other heavy work (others using over half a core meanwhile) is not
 the machine's figure: on the 2-core project machine fused/loop read 0.53 under load and
 1.20 on a quiet machine (issue 24). Such figures are marked with BUSY_MARK wherever a
 table shows them, and every report says the load range its figures came from.
@@ -15,8 +15,10 @@ from ..content import Table, fmt
 __all__ = ["BUSY_MARK", "BUSY_NOTE", "is_busy", "load_bullets", "load_table"]
 
 BUSY_MARK = "†"
-BUSY_NOTE = (f"{BUSY_MARK}: measured while other heavy work ran (1-minute load above the "
-             f"measured threads + {BUSY_MARGIN}); not this machine's figure.")
+BUSY_NOTE = (f"{BUSY_MARK}: measured while other heavy work ran (other processes kept more "
+             f"than {BUSY_MARGIN} of a core busy during it; where that was not recorded, a "
+             f"1-minute load above the measured threads + {BUSY_MARGIN}); not this "
+             "machine's figure.")
 
 
 def is_busy(v) -> bool:
