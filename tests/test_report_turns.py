@@ -43,7 +43,7 @@ def test_ratios_over_the_references_with_their_interval(tmp_path):
     head = table.columns
     assert head[:2] == ["cell", "fused group"]
     row = dict(zip(head, table.rows[0], strict=True))
-    assert row["fused group"] == "4"
+    assert row["fused group"] == "fused 4"
     # fused 8 ms over loop 10 ms and over ViT 12 ms; ViT over the loop; no reverse pair
     assert row["fused / loop"].startswith("0.80 [")
     assert row["fused / vit"].startswith("0.67 [")

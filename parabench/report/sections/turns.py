@@ -66,13 +66,14 @@ def _run_table(run_id: str, g: pd.DataFrame) -> Table | None:
     rows = []
     for cell, c in ok.groupby(_CELL, sort=True):
         by = {r.family: r for r in c.itertuples(index=False)}
-        # the group of the parallel families (a serial twin's one branch says nothing)
-        groups = {r.extra.get("fused_group") for f, r in by.items()
-                  if r.extra.get("fused_group") and get(f).serial_twins}
+        # each grouped execution's own G (fused and least-work size theirs differently;
+        # a serial twin's one branch says nothing)
+        groups = [f"{_short(f)} {by[f].extra['fused_group']}" for f in families
+                  if f in by and by[f].extra.get("fused_group") and get(f).serial_twins]
         busy = any(is_busy(r.busy) for r in by.values())
         rows.append([f"d{cell[0]} b{cell[1]} {cell[2]} {cell[3]}" + (f" {BUSY_MARK}" if busy
                                                                       else ""),
-                     ", ".join(map(str, sorted(groups))) or "–"]
+                     ", ".join(groups) or "–"]
                     + [fmt(by[f].median_ms) if f in by else "–" for f in families]
                     + [_ratio(by[r], by[f]) if f in by and r in by else "–" for f, r in pairs])
     return Table(f"Run {run_id}: families timed in turns (ms per call; ratios: median per "
@@ -104,5 +105,5 @@ def turns_section(ctx: Context) -> Section:
     s.notes.append("A ratio is the median of per-round ratios (one turn of each family per "
                    "round); its interval is built over the sets of measuring processes "
                    "when there were several, otherwise over rounds. 'fused group': how "
-                   "many branches the fused execution ran at once (paraformer.groups).")
+                   "many branches each grouped execution ran at once (paraformer.groups).")
     return s
