@@ -1,6 +1,7 @@
 """Achieved TFLOP/s and the measured, cached peak."""
 from __future__ import annotations
 
+import time
 import types
 
 import pytest
@@ -38,6 +39,21 @@ def test_achieved_tflops_arithmetic():
     assert achieved_tflops(1e9, 4, 2.0, "train") == pytest.approx(6.0)
     assert achieved_tflops(None, 4, 2.0) is None
     assert achieved_tflops(1e9, 4, 0.0) is None
+
+
+def test_cpu_peak_size_grows_only_while_a_call_fits_the_window():
+    """The CPU peak's matmul is sized from a call of the smallest size up, so a dtype
+    with slow kernels here (bfloat16 on an AVX2-only CPU: a 2048 matmul for well over a
+    minute) is measured small instead of holding its point past any timeout."""
+    import torch
+
+    from parabench.measure.efficiency import CPU_SIZES, _cpu_size
+
+    assert _cpu_size(torch.float32, min_time_s=1e-7) == CPU_SIZES[0]  # nothing fits
+    assert _cpu_size(torch.float32, min_time_s=1e4) == CPU_SIZES[-1]  # everything does
+    t = time.perf_counter()
+    _, detail = measure_peak("cpu", "bfloat16", min_time_s=0.2)
+    assert time.perf_counter() - t < 20 and detail["size"] in CPU_SIZES
 
 
 def test_cpu_peak_is_sane():

@@ -21,6 +21,9 @@ def test_busy_rule_is_others_cpu_over_half_a_core_else_the_load_average():
     # without it, the 1-minute load average above threads + 0.5
     assert load.busy(2.6, 2, other_cpu_s=None, window_s=2.0) is True
     assert load.busy(2.4, 2) is False
+    # a window of a few clock ticks cannot tell: the load average decides
+    assert load.busy(1.0, 2, other_cpu_s=0.01, window_s=0.015) is False
+    assert load.busy(3.0, 2, other_cpu_s=0.0, window_s=0.015) is True
     assert load.busy(2.6, 2) is True
     assert load.busy(6.0, 2) is True
     assert load.busy(1.6, 1) is True

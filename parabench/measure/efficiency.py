@@ -125,6 +125,28 @@ def _matmul_cpu(n: int, dtype, min_time_s: float) -> tuple[float, dict]:
     return _median(times), {"reps": len(times), "best_s": min(times)}
 
 
+#: Sizes of the CPU peak's matmul, smallest first: the largest whose call fits is used.
+CPU_SIZES = (256, 512, 1024, 2048)
+
+
+def _cpu_size(dtype, min_time_s: float) -> int:
+    """The largest of CPU_SIZES whose call should take under half the window,
+    predicted from one call of the smallest.
+
+    Why from the smallest up: a dtype without fast kernels on this CPU (bfloat16 without
+    AVX-512 BF16 on an AVX2 machine) runs a 2048 x 2048 matmul for well over a minute,
+    so trying the largest first held a point past any --point-timeout."""
+    import torch
+
+    x = torch.randn(CPU_SIZES[0], CPU_SIZES[0], dtype=dtype)
+    torch.mm(x, x)  # first call: kernel selection, not the rate
+    t = time.perf_counter()
+    torch.mm(x, x)
+    rate = 2.0 * CPU_SIZES[0] ** 3 / max(time.perf_counter() - t, 1e-9)  # FLOP/s
+    fits = [n for n in CPU_SIZES if 2.0 * n**3 / rate < min_time_s / 2]
+    return fits[-1] if fits else CPU_SIZES[0]
+
+
 def measure_peak(device: str, dtype: str, *, size: int | None = None, min_time_s: float = 1.0,
                  work: str = "matmul") -> tuple[float, dict]:
     """Measured TFLOP/s of an n x n matmul on `device` in `dtype`, and how it was taken;
@@ -137,15 +159,7 @@ def measure_peak(device: str, dtype: str, *, size: int | None = None, min_time_s
         per_call, detail = _matmul_cuda(n, tdtype, min_time_s / 2,
                                         allow_tf32=_tf32_on(dtype, work))
     else:
-        n = size or 2048
-        if size is None:  # a dtype without fast kernels here: shrink until a call is quick
-            while n > 256:
-                x = torch.randn(n, n, dtype=tdtype)
-                t = time.perf_counter()
-                torch.mm(x, x)
-                if time.perf_counter() - t < min_time_s / 2:
-                    break
-                n //= 2
+        n = size or _cpu_size(tdtype, min_time_s)
         per_call, detail = _matmul_cpu(n, tdtype, min_time_s)
         detail["threads"] = torch.get_num_threads()
     tflops = 2.0 * n**3 / per_call / 1e12

@@ -34,6 +34,9 @@ __all__ = ["BUSY_MARGIN", "LoadWindow", "busy", "judge", "load_columns", "load_t
 
 #: Load above the measured threads by more than this marks a figure as busy.
 BUSY_MARGIN = 0.5
+#: Shortest window whose CPU seconds decide: CPU time is counted in clock ticks (10 ms),
+#: so a few ticks of error over a shorter window would read as a busy core.
+MIN_CPU_WINDOW_S = 0.5
 
 
 def _load_1m() -> float | None:
@@ -62,9 +65,9 @@ def _own_s() -> float:
 def busy(load: float | None, threads: int, other_cpu_s: float | None = None,
          window_s: float | None = None) -> bool | None:
     """The rule: other processes used more than ``BUSY_MARGIN`` of a core on average over
-    the window; without that figure, a 1-minute load above ``threads + BUSY_MARGIN``.
-    None when neither is known."""
-    if other_cpu_s is not None and window_s:
+    the window; without that figure (or over a window under ``MIN_CPU_WINDOW_S``), a
+    1-minute load above ``threads + BUSY_MARGIN``. None when neither is known."""
+    if other_cpu_s is not None and window_s and window_s >= MIN_CPU_WINDOW_S:
         return other_cpu_s / window_s > BUSY_MARGIN
     return None if load is None else load > threads + BUSY_MARGIN
 
@@ -73,7 +76,7 @@ def judge(cond: dict) -> bool | None:
     """:func:`busy` for a window's (or a record's summed) conditions. Without the
     figures the rule needs, the flag the record was stored with (or None)."""
     other, window = cond.get("other_cpu_s"), cond.get("load_window_s")
-    if other is not None and window:
+    if other is not None and window and window >= MIN_CPU_WINDOW_S:
         return busy(None, 0, other, window)
     loads = [v for v in (cond.get("load_1m_before"), cond.get("load_1m_after")) if v is not None]
     if cond.get("load_threads") is None or not loads:
