@@ -30,7 +30,8 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["BUSY_MARGIN", "LoadWindow", "busy", "judge", "load_columns", "load_text"]
+__all__ = ["BUSY_MARGIN", "LoadWindow", "busy", "judge", "load_columns", "load_text",
+           "peak_load"]
 
 #: Load above the measured threads by more than this marks a figure as busy.
 BUSY_MARGIN = 0.5
@@ -72,16 +73,19 @@ def busy(load: float | None, threads: int, other_cpu_s: float | None = None,
     return None if load is None else load > threads + BUSY_MARGIN
 
 
+def peak_load(cond: dict) -> float | None:
+    """The larger of a window's (or record's) 1-minute load averages, before and after."""
+    loads = [v for v in (cond.get("load_1m_before"), cond.get("load_1m_after")) if v is not None]
+    return max(loads) if loads else None
+
+
 def judge(cond: dict) -> bool | None:
     """:func:`busy` for a window's (or a record's summed) conditions. Without the
     figures the rule needs, the flag the record was stored with (or None)."""
-    other, window = cond.get("other_cpu_s"), cond.get("load_window_s")
-    if other is not None and window and window >= MIN_CPU_WINDOW_S:
-        return busy(None, 0, other, window)
-    loads = [v for v in (cond.get("load_1m_before"), cond.get("load_1m_after")) if v is not None]
-    if cond.get("load_threads") is None or not loads:
-        return cond.get("busy")
-    return busy(max(loads), int(cond["load_threads"]))
+    threads = cond.get("load_threads")
+    load = peak_load(cond) if threads is not None else None
+    verdict = busy(load, int(threads or 0), cond.get("other_cpu_s"), cond.get("load_window_s"))
+    return cond.get("busy") if verdict is None else verdict
 
 
 class LoadWindow:
@@ -130,10 +134,6 @@ def load_columns(df):
         return df.assign(load_1m=None, other_cpu_s=None, busy=None)
     extra = df["extra"].map(lambda e: e if isinstance(e, dict) else {})
 
-    def peak(e):
-        loads = [v for v in (e.get("load_1m_before"), e.get("load_1m_after")) if v is not None]
-        return max(loads) if loads else None
-
     # judged again from the stored figures: one rule for every record, old ones included
-    return df.assign(load_1m=extra.map(peak), other_cpu_s=extra.map(lambda e: e.get("other_cpu_s")),
+    return df.assign(load_1m=extra.map(peak_load), other_cpu_s=extra.map(lambda e: e.get("other_cpu_s")),
                      busy=extra.map(lambda e: judge(e) if e else None))

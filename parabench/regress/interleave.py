@@ -337,4 +337,4 @@ def _add_load(extra: dict, turn: dict | None) -> None:
         if turn.get(key) is not None:
             extra[key] = round(extra.get(key, 0.0) + turn[key], 2)
     extra["load_threads"] = turn["load_threads"]
-    extra["busy"] = judge(extra) if extra.get("load_window_s") else bool(turn.get("busy"))
+    extra["busy"] = judge(extra)
