@@ -23,7 +23,7 @@ class InstructionCount:
     params = (POINTS,)
     param_names: ClassVar[list[str]] = ["model"]
     unit = "instructions"
-    timeout = 1800  # valgrind start-up: ~70 s quiet, several minutes on a busy machine
+    timeout = 1800  # ~105 s a count on a quiet machine, several minutes on a busy one
 
     def setup(self, model):
         if shutil.which("valgrind") is None:

@@ -7,8 +7,8 @@
 #  2. the gate, when BASE_REF is set (the merge base in a pull request): BASE_REF and
 #     the working tree are counted and compared; a count that grew beyond 1% fails CI.
 # Counts miss memory-bound and GPU-only regressions (README); timings cover those.
-# Cost: valgrind start-up dominates (70 s a count on a quiet machine, 10-30 min when the
-# 2-core VM is shared by four jobs); the counts of a step run at once.
+# Cost: about 105 s a count alone on a quiet machine (torch's import under valgrind, then
+# forwards at Callgrind's speed); the three counts of the self-check run at once.
 # Usage: [BASE_REF=<commit>] scripts/ci_count_gate.sh   (PYTHON=... picks the interpreter)
 set -euo pipefail
 

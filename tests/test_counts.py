@@ -4,6 +4,7 @@ rule, refused clearly where they cannot run. One real Callgrind count is opt-in
 scripts/ci_count_gate.sh."""
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -75,15 +76,31 @@ def test_count_refuses_gpu_and_missing_valgrind(tmp_path, capsys, monkeypatch):
     assert not os.path.exists(db)  # refused before a run was opened
 
 
-def test_setup_puts_the_checkout_first_only_under_valgrind(tmp_path):
-    code = instructions._setup_code(POINT, PRESETS["quick"], tmp_path)
-    lines = code.splitlines()
-    guard = next(i for i, ln in enumerate(lines) if "timer_callgrind.py" in ln)
-    assert lines[guard + 1].strip().startswith("sys.path[:0]") and str(tmp_path) in lines[guard + 1]
+def test_the_counted_program_builds_the_point_from_the_given_tree_only(tmp_path):
+    root = Path(instructions.__file__).resolve().parents[2]
     ns = {}
-    exec(code, ns)  # here (not under valgrind): builds the point with this parabench
+    exec(instructions._build_code(POINT, PRESETS["quick"], root), ns)  # builds it here
     assert callable(ns["step"])
-    ns["_point"].__exit__(None, None, None)
+    ns["_held"].__exit__(None, None, None)
+    # another tree: this process's parabench is not from there, and the guard says so
+    with pytest.raises(AssertionError, match="parabench"):
+        exec(instructions._build_code(POINT, PRESETS["quick"], tmp_path), {})
+
+
+def test_counts_are_read_from_each_repeats_dump(tmp_path):
+    for i, total in enumerate((23_000_000, 23_100_000), 1):
+        (tmp_path / f"callgrind.out.{i}").write_text(
+            f"version: 1\nevents: Ir\nsummary: {total}\nfn=(1) x\n0 5\ntotals: {total}\n")
+    assert instructions._totals(tmp_path, 2) == [23_000_000, 23_100_000]
+    with pytest.raises(RuntimeError, match="repeat 3"):
+        instructions._totals(tmp_path, 3)  # a dump that was never written is an error
+
+
+def test_a_failed_count_names_the_programs_last_line():
+    err = ("==12== Callgrind\nTraceback (most recent call last):\n  File x\n"
+           "ImportError: no torch\n==12== end\n")
+    assert instructions._failure(err) == "ImportError: no torch"
+    assert instructions._failure("==1== only valgrind\n") == "no message"
 
 
 @pytest.mark.slow

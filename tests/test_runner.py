@@ -93,7 +93,7 @@ def _spawn_run(db, *extra):
 
 def _count(db):
     try:
-        con = sqlite3.connect(db, timeout=30)
+        con = sqlite3.connect(db, timeout=0.2)  # never wait on a writer: poll again later
         try:
             return con.execute("SELECT count(*) FROM records").fetchone()[0]
         finally:
@@ -116,11 +116,14 @@ def test_interrupted_run_loses_nothing_and_resumes(tmp_path):
         waiting, t0 = dict(procs), time.monotonic()
         while waiting:
             for sig, proc in list(waiting.items()):
+                assert proc.poll() is None, (sig.name, proc.stderr.read())
+                # stopped while its records are counted, so it cannot run to the end between
+                # the count and the signal (a poller descheduled for a second once let it)
+                proc.send_signal(signal.SIGSTOP)
                 if _count(dbs[sig]) >= 2:
-                    proc.send_signal(sig)
+                    proc.send_signal(sig)  # delivered on SIGCONT (SIGKILL at once)
                     del waiting[sig]
-                else:
-                    assert proc.poll() is None, (sig.name, proc.stderr.read())
+                proc.send_signal(signal.SIGCONT)
             assert time.monotonic() - t0 < 180, f"no progress: {[s.name for s in waiting]}"
             time.sleep(0.05)
         errs = {sig: proc.communicate(timeout=60)[1] for sig, proc in procs.items()}

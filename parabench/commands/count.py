@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..measure.instructions import DEFAULT_NUMBER, DEFAULT_REPEATS
 from ._options import DefaultsHelp, add_db, add_sweep_args, sweep_flags_given, sweep_from_args
 from ._values import positive_int, worker_count
 
@@ -21,14 +22,15 @@ DEFAULT_DEPTHS = (4,)
 def register(sub) -> None:
     p = sub.add_parser(
         "count", help="count instructions per forward under valgrind (deterministic, CPU)",
-        description="Count the instructions one forward executes (valgrind's Callgrind "
-        "through torch.utils.benchmark) for a few points and store them as a run of their "
-        "own (unit: instructions). Counts repeat to ~0.3% between processes where timings "
+        description="Count the instructions one forward executes (valgrind's Callgrind, "
+        "instrumenting only the counted forwards) for a few points and store them as a run "
+        "of their own (unit: instructions). Counts repeat to ~0.3% between processes where timings "
         "drift by tens of percent, so `compare` of two count runs catches a few percent of "
         "extra compute; they miss memory-bound and GPU regressions. Without sweep flags it "
         "counts paraformer-fused and vit at depth 4 of the quick preset. Each point costs "
-        "minutes, mostly valgrind's start-up (70 s alone on a quiet machine, 10-30 min "
-        "when four jobs share two cores); --jobs points are counted at once.",
+        "one to two minutes alone on a quiet machine (torch's import under valgrind, then "
+        "forwards at Callgrind's speed), several times that when jobs share the cores; "
+        "--jobs points are counted at once.",
         formatter_class=DefaultsHelp,
     )
     add_sweep_args(p, timing=False)
@@ -37,8 +39,9 @@ def register(sub) -> None:
                    "WORKTREE; default: the code of this parabench")
     p.add_argument("--repo", default=".", type=Path, help="git repository that --ref names")
     p.add_argument("--jobs", type=worker_count, default=2, help="points counted at once")
-    p.add_argument("--number", type=positive_int, default=20, help="forwards per repeat")
-    p.add_argument("--repeats", type=positive_int, default=2,
+    p.add_argument("--number", type=positive_int, default=DEFAULT_NUMBER,
+                   help="forwards per repeat")
+    p.add_argument("--repeats", type=positive_int, default=DEFAULT_REPEATS,
                    help="counted repeats per point (one valgrind process)")
     add_db(p)
     p.set_defaults(func=main)

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..measure.instructions import DEFAULT_NUMBER, DEFAULT_REPEATS
+
 __all__ = ["FAULT_ENV", "KINDS", "PassSpec", "inject_fault", "measure_here", "poisons_cuda",
            "worker_environment"]
 
@@ -42,8 +44,8 @@ class PassSpec:
     trace_dir: str | None = None
     db: str | None = None
     kind: str = "latency"
-    number: int = 20
-    repeats: int = 2
+    number: int = DEFAULT_NUMBER
+    repeats: int = DEFAULT_REPEATS
     #: the source tree whose code a count executes (a checkout of another commit);
     #: None: this parabench's. Only valgrind's process imports it, so a commit from
     #: before this worker existed can still be counted.
