@@ -108,6 +108,8 @@ def _count_code(number: int, repeats: int) -> str:
         "    torch._C._valgrind_toggle()",
         f"    for _ in range({number}): step()",
         "    torch._C._valgrind_toggle_and_dump_stats()",
+        "sys.stdout.flush()",
+        "os._exit(0)  # the counts are dumped: skip tearing torch down at valgrind's speed",
     ])
 
 
