@@ -98,7 +98,7 @@ def _count(db):
             return con.execute("SELECT count(*) FROM records").fetchone()[0]
         finally:
             con.close()
-    except sqlite3.OperationalError:
+    except sqlite3.DatabaseError:  # locked, or still being created by the run: not yet
         return 0
 
 
