@@ -25,7 +25,8 @@ from .errors import Terminated, UsageError
 from .progress import SweepProgress
 from .store import Store
 
-__all__ = ["RunStart", "check_device", "live_runs", "preflight", "run_sweep"]
+__all__ = ["RunStart", "check_device", "live_runs", "preflight", "raise_pending_interrupt",
+           "run_sweep"]
 
 
 @dataclass(frozen=True)
@@ -66,20 +67,44 @@ def preflight(sweep: Sweep) -> Sweep:
     return sweep
 
 
-@contextmanager
-def _sigterm_as_interrupt():
-    def handler(signum, frame):
-        raise Terminated()
+#: Ctrl-C / SIGTERM received while a run is live and not yet acted on by the runner
+_pending_interrupts: list[int] = []
 
+
+def _interrupt(signum: int) -> KeyboardInterrupt:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _on_interrupt(signum, frame):
+    _pending_interrupts.append(signum)
+    raise _interrupt(signum)
+
+
+def raise_pending_interrupt() -> None:
+    """Raise a Ctrl-C or SIGTERM that never reached the runner. Python raises a signal's
+    exception in whatever code runs at that moment; in a finalizer or a callback whose
+    exceptions it ignores ("Exception ignored in ...") the exception is printed and
+    lost, and the run went on to its end with exit status 0. Loops that measure call
+    this between points, so a swallowed interrupt still stops the run."""
+    if _pending_interrupts:
+        raise _interrupt(_pending_interrupts[-1])
+
+
+@contextmanager
+def _interrupts_remembered():
+    """SIGINT and SIGTERM raise KeyboardInterrupt / Terminated, as Ctrl-C does, and are
+    remembered until the run ends (see raise_pending_interrupt)."""
     try:
-        old = signal.signal(signal.SIGTERM, handler)
+        old = {sig: signal.signal(sig, _on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not in the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        _pending_interrupts.clear()
 
 
 @contextmanager
@@ -98,7 +123,7 @@ def live_runs(store: Store, starts: list[RunStart] = (), *, resume: str | None =
                                    env=s.env) for s in starts]
     status = "failed"
     try:
-        with Heartbeat(store.path, *run_ids), _sigterm_as_interrupt():
+        with Heartbeat(store.path, *run_ids), _interrupts_remembered():
             yield run_ids
         status = "finished"
     except KeyboardInterrupt:
@@ -176,6 +201,7 @@ def _measure_points(sweep: Sweep, store: Store, executor, run_id: str, *, progre
                                     started=bar.start):
                 store.add_record(run_id, rec)
                 bar.finished(rec)
+                raise_pending_interrupt()
     except KeyboardInterrupt:
         log(f"interrupted: {bar.done} of {len(points)} points are stored"
             + (f"; continue with: python -m parabench run --db {store.path} --resume {run_id}"

@@ -19,8 +19,9 @@ install_with_uv() {
   .venv/bin/python -m pip install -q uv >/dev/null 2>&1 || return 1
   local args
   args=$(.venv/bin/python scripts/uv_args.py) || return 1
+  # --compile-bytecode: as pip does; without it every test process compiled torch anew
   # shellcheck disable=SC2086  # the arguments are one per word, without spaces
-  .venv/bin/uv pip install -q --python .venv/bin/python $args -e ".[dev,ray]"
+  .venv/bin/uv pip install -q --compile-bytecode --python .venv/bin/python $args -e ".[dev,ray]"
 }
 # reinstall when pyproject changed, or when a package appeared that the editable
 # install does not map yet

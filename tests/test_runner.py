@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from parabench import Store, Sweep, load
-from parabench.runner import run_sweep
+from parabench.runner import RunStart, live_runs, raise_pending_interrupt, run_sweep
 
 TINY = dict(device="cpu", width="tiny", img_size=32, warmup=1, min_samples=3, min_time_s=0.0)
 
@@ -166,6 +166,25 @@ def test_interrupted_run_loses_nothing_and_resumes(tmp_path):
                 == [json.dumps(x) for x in before[sig].samples_ms]), sig.name
         with Store(dbs[sig], create=False) as s:
             assert s.run(rids[sig])["status"] == "finished", sig.name
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # on purpose
+def test_an_interrupt_a_finalizer_swallowed_still_ends_the_run(tmp_path):
+    """Python prints and drops an exception raised inside __del__ ("Exception ignored
+    in ..."): a Ctrl-C that lands there once let a run go on to its end with status 0."""
+
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # the handler runs here, inside the finalizer
+
+    with Store(tmp_path / "r.db") as store:
+        with pytest.raises(KeyboardInterrupt):
+            with live_runs(store, [RunStart({}, "t", "test", {})]) as (rid,):
+                Finalized()  # dropped at once: its __del__ swallows the KeyboardInterrupt
+                raise_pending_interrupt()  # between two points, as the runner does
+        assert store.run(rid)["status"] == "interrupted"
+        raise_pending_interrupt()  # the run is over: nothing is pending any more
 
 
 def test_two_concurrent_runs_into_one_database_lose_nothing(tmp_path):

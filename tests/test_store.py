@@ -126,3 +126,27 @@ def test_records_frame_is_shaped_as_read_sql_query_made_it(tmp_path):
     assert list(df.columns) == list(ref.columns) + ["samples_ms", "extra", "env"]
     assert df[ref.columns].dtypes.equals(ref.dtypes)
     pd.testing.assert_frame_equal(df[ref.columns], ref)
+
+
+def test_a_second_store_in_one_process_keeps_the_first_ones_lock(tmp_path):
+    """A second Store on the same file (the heartbeat's) once read the header with
+    open()/close(), and POSIX dropped the first connection's lock with that close. Another
+    process that then closed its connection took itself for the last one, checkpointed and
+    deleted the write-ahead log under the writer: the database came out malformed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    db = tmp_path / "s.db"
+    with Store(db) as writer:
+        writer.start_run(sweep={}, preset="t", command="test", env={})
+        with Store(db, create=False):
+            pass
+        writer.add_record(writer.latest_run_id(), _rec())  # a commit in the log
+        subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect("
+                        "sys.argv[1]); c.execute('SELECT count(*) FROM runs').fetchall(); "
+                        "c.close()", str(db)], check=True)
+        assert Path(f"{db}-wal").exists(), "another process deleted the writer's log"
+        writer.add_record(writer.latest_run_id(), _rec("vit/d2"))
+    with Store(db, create=False) as s:
+        assert len(s.records_frame([s.latest_run_id()])) == 2

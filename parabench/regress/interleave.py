@@ -78,7 +78,7 @@ def interleaved_runs(arms, sweep, *, store, repo=".", rounds: int = 30, processe
     import tempfile
 
     from ..records import Record
-    from ..runner import live_runs
+    from ..runner import live_runs, raise_pending_interrupt
 
     arms = [a if isinstance(a, Arm) else Arm(ref=a) for a in arms]
     if len(arms) < 2:
@@ -112,6 +112,7 @@ def interleaved_runs(arms, sweep, *, store, repo=".", rounds: int = 30, processe
                                     rec.samples_ms = []
                                 store.add_record(run_id, rec)
                         log(f"[set {s + 1}/{processes}] [{k}/{len(cells)}] {_cell_text(cell)}")
+                        raise_pending_interrupt()
         finally:
             workers.close()
     return run_ids

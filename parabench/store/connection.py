@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import struct
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from ..errors import UsageError
@@ -86,6 +87,43 @@ def _uri_path(path: Path) -> str:
     from urllib.parse import quote
 
     return quote(path.as_posix(), safe="/:")
+
+
+#: (device, inode) -> how many Stores of this process have the file open. POSIX drops
+#: every lock a process holds on a file when the process closes any descriptor of it
+#: (SQLite's "How To Corrupt Your Database Files", 2.2). Reading the header with open()
+#: while a connection of this process held the file (the heartbeat's second Store did)
+#: dropped that connection's lock: another process closing its own connection then took
+#: itself for the last one, checkpointed and deleted the write-ahead log under the
+#: writer, and the database came out malformed. So the header is read only by the first.
+_HELD: Counter = Counter()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def held_here(path: Path) -> bool:
+    """Does a Store of this process have this file open (so nothing may open() it)?"""
+    ident = _identity(path)
+    return ident is not None and _HELD[ident] > 0
+
+
+def hold(path: Path) -> tuple[int, int] | None:
+    """Count the file as open in this process; returns what `release` takes."""
+    ident = _identity(path)
+    if ident is not None:
+        _HELD[ident] += 1
+    return ident
+
+
+def release(ident: tuple[int, int] | None) -> None:
+    if ident is not None and _HELD[ident] > 0:
+        _HELD[ident] -= 1
 
 
 def _check_size(path: Path) -> None:

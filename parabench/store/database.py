@@ -31,6 +31,9 @@ from .connection import (
     _connect,
     _guarded,
     default_db_path,
+    held_here,
+    hold,
+    release,
 )
 from .extras import _Extras
 from .liveness import _live_status
@@ -86,7 +89,7 @@ class Store(_Reading, _Extras):
             if not os.access(folder, os.W_OK | os.X_OK):
                 raise UsageError(f"database {self.path} is read-only (its folder is not "
                                  "writable): this command needs to write to it")
-        if exists:
+        if exists and not held_here(self.path):  # never open() a file SQLite holds here
             _check_size(self.path)
         if not exists:
             try:
@@ -95,6 +98,7 @@ class Store(_Reading, _Extras):
                 raise UsageError(f"cannot create database directory {self.path.parent}: {e}") from None
         try:
             self._conn, self._copy = _connect(self.path, self.readonly, self.notes)
+            self._held = hold(self.path)
             self._check_and_init(exists)
         except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             self.close()
@@ -170,6 +174,8 @@ class Store(_Reading, _Extras):
     def close(self) -> None:
         """Close; a writer first checkpoints, so the database file alone is complete."""
         _OPEN_WRITERS.discard(self)
+        release(getattr(self, "_held", None))
+        self._held = None
         conn, self._conn = self._conn, None
         _close_quietly(conn, checkpoint=not self.readonly, copy=getattr(self, "_copy", None))
 
