@@ -15,10 +15,10 @@ import sys
 #: pip setting -> uv flag (several values, separated by whitespace, give several flags)
 FLAGS = {"find-links": "--find-links", "index-url": "--index-url",
          "extra-index-url": "--extra-index-url", "constraint": "--constraint",
-         "no-index": "--no-index"}
+         "no-index": "--no-index", "trusted-host": "--allow-insecure-host"}
 #: settings that do not change what is installed
 IGNORED = {"cert", "default-timeout", "disable-pip-version-check", "timeout", "quiet",
-           "progress-bar", "no-cache-dir", "root-user-action", "trusted-host"}
+           "progress-bar", "no-cache-dir", "root-user-action"}
 
 
 def pip_settings() -> dict[str, str]:

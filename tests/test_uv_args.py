@@ -13,10 +13,12 @@ spec.loader.exec_module(uv_args)
 def test_indexes_links_and_constraints_become_uv_flags():
     args = uv_args.uv_args({"find-links": "/opt/wheels", "constraint": "/etc/c.txt",
                             "extra-index-url": "file:///a/simple file:///b/simple",
-                            "cert": "/etc/ssl/certs/ca.crt", "default-timeout": "180"})
+                            "cert": "/etc/ssl/certs/ca.crt", "default-timeout": "180",
+                            "trusted-host": "mirror.local"})
     assert args == ["--index-strategy", "unsafe-best-match", "--find-links", "/opt/wheels",
                     "--constraint", "/etc/c.txt", "--extra-index-url", "file:///a/simple",
-                    "--extra-index-url", "file:///b/simple"]
+                    "--extra-index-url", "file:///b/simple", "--allow-insecure-host",
+                    "mirror.local"]
 
 
 def test_a_setting_uv_cannot_follow_sends_the_install_to_pip():

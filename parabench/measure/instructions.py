@@ -71,7 +71,7 @@ def _build_code(point, sweep, source: Path) -> str:
     commit from before the holder existed."""
     paths = [str(source), str(source / "models")]
     return "\n".join([
-        "import os, subprocess, sys",
+        "import os, sys",
         f"sys.path[:0] = {paths!r}",
         "import parabench",
         f"assert parabench.__file__.startswith({str(source) + os.sep!r}), parabench.__file__",
@@ -94,6 +94,7 @@ def _count_code(number: int, repeats: int) -> str:
     2-core VM. `callgrind_control` switches it on from outside; Callgrind hears the
     command only while this process runs, hence the busy wait."""
     return "\n".join([
+        "import subprocess",
         f"for _ in range({_WARMUP}): step()",
         "_ctl = subprocess.Popen(['callgrind_control', '-i', 'on', str(os.getpid())],",
         "                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)",

@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import struct
 import tempfile
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -97,6 +98,7 @@ def _uri_path(path: Path) -> str:
 #: itself for the last one, checkpointed and deleted the write-ahead log under the
 #: writer, and the database came out malformed. So the header is read only by the first.
 _HELD: Counter = Counter()
+_HELD_LOCK = threading.Lock()  # the heartbeat's thread opens and closes Stores too
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -110,20 +112,25 @@ def _identity(path: Path) -> tuple[int, int] | None:
 def held_here(path: Path) -> bool:
     """Does a Store of this process have this file open (so nothing may open() it)?"""
     ident = _identity(path)
-    return ident is not None and _HELD[ident] > 0
+    with _HELD_LOCK:
+        return ident is not None and _HELD[ident] > 0
 
 
 def hold(path: Path) -> tuple[int, int] | None:
     """Count the file as open in this process; returns what `release` takes."""
     ident = _identity(path)
     if ident is not None:
-        _HELD[ident] += 1
+        with _HELD_LOCK:
+            _HELD[ident] += 1
     return ident
 
 
 def release(ident: tuple[int, int] | None) -> None:
-    if ident is not None and _HELD[ident] > 0:
-        _HELD[ident] -= 1
+    if ident is None:
+        return
+    with _HELD_LOCK:
+        if _HELD[ident] > 0:
+            _HELD[ident] -= 1
 
 
 def _check_size(path: Path) -> None:
