@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .fused import fused_level, refresh_folds
+from .workspace import workspace_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -139,6 +140,10 @@ def run_levels(model, x0: Tensor, cls_only: bool,
     Returns the per-branch outputs ``[K, ...]`` (concatenated over the groups), or with
     ``reduce`` the sum over the groups of ``reduce(group's outputs)``: each group's
     outputs are then dropped before the next group runs.
+
+    On a CPU without autograd the levels write into the model's workspace
+    (:mod:`paraformer.workspace`), level outputs alternating between two buffers; the
+    last level's output is fresh memory unless ``reduce`` makes a new tensor of it.
     """
     blocks, K = model.blocks, model.num_branches
     G = branch_plan(model, x0.shape[0], x0.dtype, x0.device, cls_only)["fused_group"]
@@ -147,11 +152,14 @@ def run_levels(model, x0: Tensor, cls_only: bool,
     # the shared input's norm, once for every group
     xhat0 = None if G == K else F.layer_norm(x0, (model.embed_dim,), None, None,
                                              blocks[0].norm1.eps)
+    ws = workspace_for(model, x0)
+    outs = [f"level-out-{i % 2}" for i in range(last)] + [None if reduce is None else "last-out"]
     parts = []
     for span in spans:
         x = x0
         for i, blk in enumerate(blocks):
-            x = fused_level(blk, x, cls_only and i == last, span, xhat0 if i == 0 else None)
+            x = fused_level(blk, x, cls_only and i == last, span, xhat0 if i == 0 else None,
+                            ws, outs[i])
         parts.append(x if reduce is None else reduce(x))
     if reduce is None:
         return parts[0] if len(parts) == 1 else torch.cat(parts)

@@ -259,6 +259,11 @@ class ParaFormer(nn.Module):
         return branch_plan(self, batch, dtype or p.dtype, torch.device(device or p.device),
                            cls_only=self.execution == "least-work")
 
+    def release_workspace(self) -> None:
+        """Free the buffers CPU forwards without autograd keep for the fused levels'
+        intermediates (:mod:`paraformer.workspace`); the next such forward makes them anew."""
+        self.__dict__.pop("_workspaces", None)
+
     def forward_branch(self, x0: Tensor, k: int) -> Tensor:
         """Branch ``k`` alone on x0 ``[B, N+1, D]`` -> ``[B, N+1, D]``."""
         x = x0

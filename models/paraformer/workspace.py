@@ -1,0 +1,63 @@
+"""Buffers a CPU forward without autograd reuses for the fused levels' intermediates.
+
+Why (issue 24): on a CPU every large tensor a forward frees goes back to glibc, whose
+heuristics decide whether it returns the pages to the OS. The fused execution alone in
+a process at ViT-S width, K 4, batch 8 took 21,148 page faults a call (66 ms of system
+time in 210 ms); the same model beside the loop in one process took 118 and 174 ms.
+Which models had run before decided its speed. With every intermediate of a level
+written into a buffer that outlives the call, the pages stay mapped and the time is the
+arithmetic's: the plan already moves as few bytes as the operators allow, and now it
+stops asking the OS for them again on every call.
+
+Where it applies: CPU tensors, no autograd (``torch.no_grad`` or ``inference_mode``;
+with autograd the intermediates are saved for backward and cannot be overwritten), and
+outside torch.compile (the compiler plans its own buffers). CUDA needs none: PyTorch's
+caching allocator keeps freed blocks for the next call already.
+
+One workspace per thread, so threads sharing a model in inference do not write into
+each other's buffers. Each buffer is a flat tensor grown to the largest size asked for;
+a smaller request (a last, smaller group) is a view of its front. What a forward
+returns is never a view of a buffer: the last level writes into fresh memory unless
+its output is reduced first. ``ParaFormer.release_workspace()`` frees them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import torch
+from torch import Tensor
+
+__all__ = ["Workspace", "workspace_for"]
+
+
+class Workspace:
+    """Named flat buffers; :meth:`take` returns a view of the requested shape."""
+
+    def __init__(self) -> None:
+        self._flat: dict[str, Tensor] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        n = math.prod(shape)
+        flat = self._flat.get(name)
+        # a buffer made under inference_mode cannot be written outside it, and the
+        # reverse would make every output an inference tensor's view: one per mode
+        inference = torch.is_inference_mode_enabled()
+        if (flat is None or flat.numel() < n or flat.dtype != like.dtype
+                or flat.device != like.device or flat.is_inference() != inference):
+            flat = torch.empty(n, dtype=like.dtype, device=like.device)
+            self._flat[name] = flat
+        return flat[:n].view(shape)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self._flat.values())
+
+
+def workspace_for(model, x: Tensor) -> Workspace | None:
+    """This thread's workspace of ``model`` for a forward on ``x``, or None where the
+    fused levels must allocate as usual (CUDA, autograd, torch.compile)."""
+    if torch.compiler.is_compiling() or x.device.type != "cpu" or torch.is_grad_enabled():
+        return None
+    spaces = model.__dict__.setdefault("_workspaces", {})
+    return spaces.setdefault(threading.get_ident(), Workspace())

@@ -1,0 +1,118 @@
+"""The fused levels' CPU workspace (paraformer.workspace): intermediates of forwards
+without autograd go into buffers kept across calls, and nothing a forward returns is
+one of them.
+
+CPU only, tiny configurations (those of test_paraformer).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import pytest
+import torch
+from test_paraformer import (  # noqa: F401  (_one_thread: its autouse fixture, here too)
+    RTOL,
+    _one_thread,
+    build,
+    images,
+    rel_err,
+)
+
+K = 5
+
+
+def _buffers(m) -> dict[str, tuple[int, int]]:
+    """name -> (data pointer, elements) of this thread's workspace."""
+    ws = m.__dict__["_workspaces"][threading.get_ident()]
+    return {name: (t.data_ptr(), t.numel()) for name, t in ws._flat.items()}
+
+
+@pytest.mark.parametrize("group", [1, 2, K])
+@pytest.mark.parametrize("residual", ["authors", "prenorm"])
+def test_later_calls_reuse_the_buffers_and_compute_the_loop_function(group, residual):
+    m = build(num_branches=K, branch_depth=3, residual=residual, branch_group=group)
+    loop = copy.deepcopy(m).set_execution("loop")
+    x = images(3)
+    with torch.inference_mode():
+        want = loop(x)
+        assert rel_err(m(x), want) < RTOL
+        first = _buffers(m)
+        assert {"q", "heads", "mid", "ffn", "level-out-0", "level-out-1", "last-out"} <= set(first)
+        for _ in range(2):
+            assert rel_err(m(x), want) < RTOL
+            assert _buffers(m) == first  # the same memory: nothing asked of the allocator
+
+
+@pytest.mark.parametrize("group", [2, K])  # with one group nothing is concatenated
+def test_what_a_forward_returns_is_never_overwritten_by_the_next(group):
+    m = build(num_branches=K, branch_depth=2, branch_group=group)
+    a, b = images(2, seed=1), images(2, seed=2)
+    with torch.inference_mode():
+        x0a = m.embed(a)
+        outs = {
+            "logits": lambda x, x0: m(x),
+            "features": lambda x, x0: m.forward_features(x),
+            "branches": lambda x, x0: m.forward_branches(x0),
+            "cls rows": lambda x, x0: m.forward_branches(x0, cls_only=True),
+        }
+        for name, call in outs.items():
+            first = call(a, x0a)
+            kept = first.clone()
+            call(b, m.embed(b))
+            assert torch.equal(first, kept), name
+
+
+def test_no_grad_and_inference_mode_alternate_on_one_model():
+    """A buffer made under inference_mode cannot be written outside it: each mode gets
+    its own, and both compute the loop's function."""
+    m = build(num_branches=K, branch_depth=2, branch_group=2)
+    want = copy.deepcopy(m).set_execution("loop")(images(2)).detach()
+    for mode in (torch.inference_mode, torch.no_grad, torch.inference_mode, torch.no_grad):
+        with mode():
+            assert rel_err(m(images(2)), want) < RTOL
+
+
+def test_autograd_forwards_use_no_workspace_and_get_gradients():
+    m = build(num_branches=K, branch_depth=2, branch_group=2)
+    m(images(2)).sum().backward()
+    assert "_workspaces" not in m.__dict__
+    assert m.blocks[0].qkv.weight.grad.norm() > 0
+
+
+def test_threads_sharing_a_model_each_get_their_own_buffers():
+    m = build(num_branches=K, branch_depth=2, branch_group=2)
+    inputs = [images(2, seed=s) for s in range(4)]
+    loop = copy.deepcopy(m).set_execution("loop")
+    with torch.inference_mode():
+        wants = [loop(x) for x in inputs]
+    errors: list[str] = []
+    barrier = threading.Barrier(len(inputs))
+
+    def work(i: int) -> None:
+        barrier.wait()
+        with torch.inference_mode():
+            for _ in range(20):
+                if rel_err(m(inputs[i]), wants[i]) >= RTOL:
+                    errors.append(f"thread {i}")
+                    return
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(m.__dict__["_workspaces"]) >= 2
+
+
+def test_release_workspace_frees_the_buffers_and_the_next_forward_makes_them_again():
+    m = build(num_branches=K, branch_depth=2)
+    x = images(2)
+    with torch.inference_mode():
+        want = m(x)
+        m.release_workspace()
+        assert "_workspaces" not in m.__dict__
+        assert rel_err(m(x), want) < RTOL
+        assert _buffers(m)
