@@ -116,3 +116,23 @@ def test_release_workspace_frees_the_buffers_and_the_next_forward_makes_them_aga
         assert "_workspaces" not in m.__dict__
         assert rel_err(m(x), want) < RTOL
         assert _buffers(m)
+
+
+def test_copies_and_pickles_leave_the_workspace_behind():
+    import io
+
+    m = build(num_branches=K, branch_depth=2)
+    x = images(2)
+    with torch.inference_mode():
+        want = m(x)
+    assert m.__dict__["_workspaces"]
+    twin = copy.deepcopy(m)
+    assert "_workspaces" not in twin.__dict__
+    buf = io.BytesIO()
+    torch.save(m, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    assert "_workspaces" not in loaded.__dict__
+    with torch.inference_mode():
+        assert rel_err(twin(x), want) < RTOL and rel_err(loaded(x), want) < RTOL
+    assert "_workspaces" in m.__dict__  # the original keeps its own

@@ -264,6 +264,13 @@ class ParaFormer(nn.Module):
         intermediates (:mod:`paraformer.workspace`); the next such forward makes them anew."""
         self.__dict__.pop("_workspaces", None)
 
+    def __getstate__(self) -> dict:
+        """Pickles and deep copies leave the workspace behind: scratch memory, and keyed
+        by the ids of this process's threads."""
+        state = super().__getstate__()
+        state.pop("_workspaces", None)
+        return state
+
     def forward_branch(self, x0: Tensor, k: int) -> Tensor:
         """Branch ``k`` alone on x0 ``[B, N+1, D]`` -> ``[B, N+1, D]``."""
         x = x0
