@@ -20,6 +20,11 @@ import sys
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(_ROOT), str(_ROOT / "models")]  # this checkout's parabench, installed or not
+
+from parabench import families  # noqa: E402  (light: no torch until a model is built)
+from parabench.commands._values import positive_int, str_list  # noqa: E402
+from parabench.config import WIDTHS  # noqa: E402
 
 # run in the child: build, warm up, then time `calls` forwards with getrusage around them
 _CHILD = """
@@ -43,16 +48,6 @@ print(json.dumps({{"ms": (t1 - t0) / n * 1e3, "faults": (r1.ru_minflt - r0.ru_mi
 """
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def measure(family: str, args) -> dict:
     code = _CHILD.format(paths=[str(_ROOT), str(_ROOT / "models")], threads=args.threads,
                          family=family, depth=args.depth, width=args.width, img=args.img_size,
@@ -66,19 +61,16 @@ def measure(family: str, args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--families", default="paraformer-loop,paraformer-fused,vit",
+    p.add_argument("--families", type=str_list, default="paraformer-loop,paraformer-fused,vit",
                    help="comma-separated families (python -m parabench list families)")
-    p.add_argument("--depth", type=_positive, default=4)
-    p.add_argument("--batch", type=_positive, default=8)
-    p.add_argument("--width", default="paper", choices=("tiny", "authors", "paper"))
-    p.add_argument("--img-size", type=_positive, default=224)
-    p.add_argument("--threads", type=_positive, default=2)
-    p.add_argument("--calls", type=_positive, default=5, help="timed forwards per family")
+    p.add_argument("--depth", type=positive_int, default=4)
+    p.add_argument("--batch", type=positive_int, default=8)
+    p.add_argument("--width", default="paper", choices=tuple(WIDTHS))
+    p.add_argument("--img-size", type=positive_int, default=224)
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--calls", type=positive_int, default=5, help="timed forwards per family")
     args = p.parse_args(argv)
-    sys.path[:0] = [str(_ROOT), str(_ROOT / "models")]
-    from parabench import families
-
-    names = [f.strip() for f in args.families.split(",") if f.strip()]
+    names = args.families
     unknown = [f for f in names if f not in families.REGISTRY]
     if not names or unknown:
         p.error(f"unknown family {', '.join(unknown) or '(none given)'}; "

@@ -50,9 +50,6 @@ class Workspace:
             self._flat[name] = flat
         return flat[:n].view(shape)
 
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self._flat.values())
-
 
 def workspace_for(model, x: Tensor) -> Workspace | None:
     """This thread's workspace of ``model`` for a forward on ``x``, or None where the
