@@ -39,10 +39,47 @@ def test_later_calls_reuse_the_buffers_and_compute_the_loop_function(group, resi
         want = loop(x)
         assert rel_err(m(x), want) < RTOL
         first = _buffers(m)
-        assert {"q", "heads", "mid", "ffn", "level-out-0", "level-out-1", "last-out"} <= set(first)
+        assert {"q", "mid", "ffn", "level-out-0", "level-out-1", "last-out"} <= set(first)
+        # the CPU flash kernel writes its output in row order already: no copy of it
+        assert "heads" not in first
         for _ in range(2):
             assert rel_err(m(x), want) < RTOL
             assert _buffers(m) == first  # the same memory: nothing asked of the allocator
+
+
+def test_attention_output_is_copied_into_rows_only_where_the_kernel_did_not_write_rows():
+    """The math kernel writes ``[S, heads, n, dh]``: its output takes the one copy into
+    rows (into the workspace), and the function is the loop's either way."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    m = build(num_branches=K, branch_depth=2, branch_group=2)
+    loop = copy.deepcopy(m).set_execution("loop")
+    x = images(2)
+    with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH):
+        want = loop(x)
+        assert rel_err(m(x), want) < RTOL
+        assert "heads" in _buffers(m)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_norm_without_affine_is_the_plain_norm_with_one_kept_unit_weight(dtype):
+    from paraformer.fused import norm_without_affine
+    from paraformer.workspace import Workspace
+
+    x = torch.randn(3, 7, 16, dtype=dtype) * 4 + 1
+    want = torch.nn.functional.layer_norm(x, (16,), None, None, 1e-6)
+    ws = Workspace()
+    with torch.inference_mode():
+        got = norm_without_affine(x, 1e-6, ws)
+        ones = ws.ones(16, x)
+        assert torch.equal(ones, torch.ones(16, dtype=dtype))
+    assert torch.allclose(got, want, rtol=0, atol=1e-6)
+    assert torch.allclose(norm_without_affine(x, 1e-6, None), want, rtol=0, atol=1e-6)
+    # read, never written: made once under inference_mode, it serves no_grad too
+    with torch.no_grad():
+        assert torch.allclose(norm_without_affine(x, 1e-6, ws), want, rtol=0, atol=1e-6)
+    assert ws.ones(16, x).data_ptr() == ones.data_ptr()
+    assert ws.ones(8, x).numel() == 8 and ws.ones(16, x.half()).dtype == torch.float16
 
 
 @pytest.mark.parametrize("group", [2, K])  # with one group nothing is concatenated

@@ -228,7 +228,8 @@ def level_traffic(
         k("q GEMM (affine folded" + one, x_in + K * D * inner + q, q)
         k("kv GEMM (affine folded, no bias" + one, x_in + K * D * 2 * inner, kv)
     k("attention", qkv, K * R * inner)
-    k("attention output to rows (copy)", K * R * inner, K * R * inner)
+    if plan == "before":  # flash kernels (CPU, CUDA) write rows already: the plan reads them
+        k("attention output to rows (copy)", K * R * inner, K * R * inner)
     if plan == "before":
         k("residual + proj bias", act, act)
     else:

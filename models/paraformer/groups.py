@@ -37,10 +37,9 @@ import os
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .fused import fused_level, refresh_folds
+from .fused import fused_level, norm_without_affine, refresh_folds
 from .workspace import workspace_for
 
 if TYPE_CHECKING:
@@ -150,9 +149,8 @@ def run_levels(model, x0: Tensor, cls_only: bool,
     last = len(blocks) - 1
     spans = [(k, min(K, k + G)) for k in range(0, K, G)]
     # the shared input's norm, once for every group
-    xhat0 = None if G == K else F.layer_norm(x0, (model.embed_dim,), None, None,
-                                             blocks[0].norm1.eps)
     ws = workspace_for(model, x0)
+    xhat0 = None if G == K else norm_without_affine(x0, blocks[0].norm1.eps, ws)
     outs = [f"level-out-{i % 2}" for i in range(last)] + [None if reduce is None else "last-out"]
     parts = []
     for span in spans:

@@ -6,7 +6,6 @@ from dataclasses import replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checks import (
@@ -19,6 +18,7 @@ from .checks import (
     optional_group,
     rate,
 )
+from .embedding import embed, embed_for_levels
 from .groups import branch_plan, prepare_compiled, run_levels
 from .layers import ParallelBlock
 from .shape import ParaFormerShape
@@ -220,22 +220,7 @@ class ParaFormer(nn.Module):
     # -- forward ----------------------------------------------------------------------------
     def embed(self, x: Tensor) -> Tensor:
         """Images ``[B, C, H, W]`` -> embedded tokens x0 ``[B, N+1, D]``."""
-        B, C, H, W = x.shape
-        if (H, W) != self.img_size or C != self.in_chans:
-            raise ValueError(
-                f"expected input [B, {self.in_chans}, {self.img_size[0]}, {self.img_size[1]}], "
-                f"got {list(x.shape)}"
-            )
-        ph, pw = self.patch_size
-        # The authors' Linear over patches flattened (p1 p2 c) is a convolution of stride
-        # p whose kernel is that Linear's weight read as [D, p1, p2, c] -> [D, c, p1, p2]:
-        # the same function and parameters, without first copying the image into patch
-        # order (the copy cost 1.9 of the 6.9 ms the embedding took at ViT-S width, batch
-        # 8, on 2 CPU threads; timm's ViT embeds this way)
-        w = self.patch_embed.weight.view(-1, ph, pw, C).permute(0, 3, 1, 2)
-        x = F.conv2d(x, w, self.patch_embed.bias, stride=(ph, pw)).flatten(2).transpose(1, 2)
-        x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1) + self.pos_embed
-        return self.emb_drop(x)
+        return embed(self, x)
 
     def forward_branches(self, x0: Tensor, cls_only: bool = False) -> Tensor:
         """Fused branch stacks on x0 ``[B, N+1, D]`` -> per-branch outputs ``[K, B, N+1, D]``.
@@ -269,6 +254,7 @@ class ParaFormer(nn.Module):
         by the ids of this process's threads."""
         state = super().__getstate__()
         state.pop("_workspaces", None)
+        state.pop("_patch_kernel_kept", None)
         return state
 
     def forward_branch(self, x0: Tensor, k: int) -> Tensor:
@@ -293,7 +279,7 @@ class ParaFormer(nn.Module):
         if self.execution == "loop":
             return self._loop_sum(self.embed(x))
         self._prepare_compiled_folds()
-        x0 = self.embed(x)
+        x0 = embed_for_levels(self, x)
         if self.execution == "least-work":
             return run_levels(self, x0, True, lambda z: z.sum(0)).unsqueeze(1)
         return run_levels(self, x0, False, lambda z: z.sum(0))
@@ -308,7 +294,7 @@ class ParaFormer(nn.Module):
         if self.execution == "loop":
             return self.forward_head(self._loop_sum(self.embed(x)))
         self._prepare_compiled_folds()
-        x0 = self.embed(x)
+        x0 = embed_for_levels(self, x)
         if self.execution == "least-work":
             return self.head(self.norm(run_levels(self, x0, True, lambda z: z.sum(0))))
         # One reduction over K per group, restricted to what the head reads.

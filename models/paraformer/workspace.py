@@ -37,6 +37,7 @@ class Workspace:
 
     def __init__(self) -> None:
         self._flat: dict[str, Tensor] = {}
+        self._ones: Tensor | None = None
 
     def take(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
         n = math.prod(shape)
@@ -49,6 +50,15 @@ class Workspace:
             flat = torch.empty(n, dtype=like.dtype, device=like.device)
             self._flat[name] = flat
         return flat[:n].view(shape)
+
+    def ones(self, n: int, like: Tensor) -> Tensor:
+        """``n`` ones of ``like``'s dtype and device, made once: the unit weight the
+        fused levels give their norms (see ``paraformer.fused._norm``). Only read, so one
+        made under inference_mode serves outside it too."""
+        t = self._ones
+        if t is None or t.numel() != n or t.dtype != like.dtype or t.device != like.device:
+            t = self._ones = torch.ones(n, dtype=like.dtype, device=like.device)
+        return t
 
 
 def workspace_for(model, x: Tensor) -> Workspace | None:

@@ -1,0 +1,89 @@
+"""The patch embedding: images ``[B, C, H, W]`` -> tokens x0 ``[B, N+1, D]``.
+
+The authors' Linear over patches flattened (p1 p2 c) is a convolution of stride p whose
+kernel is that Linear's weight read as ``[D, p1, p2, c] -> [D, c, p1, p2]``: the same
+function and parameters, without first copying the image into patch order (the copy
+cost 1.9 of the 6.9 ms the embedding took at ViT-S width, batch 8, on 2 CPU threads;
+timm's ViT embeds this way).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .epilogue import autograd_records
+from .workspace import workspace_for
+
+if TYPE_CHECKING:
+    from .model import ParaFormer
+
+__all__ = ["embed", "embed_for_levels"]
+
+
+def _check_images(model: ParaFormer, x: Tensor) -> None:
+    B, C, H, W = x.shape
+    if (H, W) != model.img_size or C != model.in_chans:
+        raise ValueError(
+            f"expected input [B, {model.in_chans}, {model.img_size[0]}, {model.img_size[1]}], "
+            f"got {list(x.shape)}"
+        )
+
+
+def patch_kernel(model: ParaFormer) -> Tensor:
+    """The patch Linear's weight as a contiguous conv kernel ``[D, c, p1, p2]``.
+
+    Given the permuted view itself, the CPU convolution reorders it on every call: 1.4
+    of the 7.7 ms the embedding took at ViT-S width, batch 8, 2 threads (with a
+    contiguous kernel 6.2 ms; timm's ViT keeps its kernel contiguous). Outside autograd
+    the contiguous copy is kept until the weight changes (its storage, version counter
+    or dtype), as the fused levels keep their folded weights.
+    """
+    (ph, pw), w = model.patch_size, model.patch_embed.weight
+    # (an inference tensor, such as a copy of the model made under inference_mode, has
+    # no version counter to key on)
+    if torch.compiler.is_compiling() or autograd_records(w) or w.is_inference():
+        return w.view(-1, ph, pw, model.in_chans).permute(0, 3, 1, 2).contiguous()
+    # made under inference_mode it is an inference tensor, which autograd may not save
+    # for an input's gradient outside it: one copy per mode
+    key = (w.data_ptr(), w._version, w.dtype, torch.is_inference_mode_enabled())
+    kept = model.__dict__.get("_patch_kernel_kept")
+    if kept is None or kept[0] != key:
+        kernel = w.view(-1, ph, pw, model.in_chans).permute(0, 3, 1, 2).contiguous()
+        kept = model.__dict__["_patch_kernel_kept"] = (key, kernel)
+    return kept[1]
+
+
+def _patch_tokens(model: ParaFormer, x: Tensor) -> Tensor:
+    """``[B, N, D]`` (a transposed view of the convolution's output)."""
+    _check_images(model, x)
+    y = F.conv2d(x, patch_kernel(model), model.patch_embed.bias, stride=model.patch_size)
+    return y.flatten(2).transpose(1, 2)
+
+
+def embed(model: ParaFormer, x: Tensor) -> Tensor:
+    """x0 in fresh memory: every execution's, and what ``ParaFormer.embed`` returns."""
+    tokens = _patch_tokens(model, x)
+    x0 = torch.cat((model.cls_token.expand(x.shape[0], -1, -1), tokens), dim=1)
+    return model.emb_drop(x0 + model.pos_embed)
+
+
+def embed_for_levels(model: ParaFormer, x: Tensor) -> Tensor:
+    """x0 for the fused levels: on a CPU without autograd, written into the workspace
+    (:mod:`paraformer.workspace`) with the positions added in the same pass, instead of
+    a concatenation and a sum into fresh memory on every call (at ViT-S width, batch 8,
+    2 threads the fresh tensors' page faults made the embedding take 11.1 ms, of which
+    the convolution was 6.6). The levels only read x0, and a forward never returns it.
+    """
+    ws = workspace_for(model, x)
+    if ws is None or (model.training and model.emb_drop.p > 0.0):
+        return embed(model, x)
+    tokens = _patch_tokens(model, x)
+    B, D = x.shape[0], model.embed_dim
+    x0 = ws.take("x0", (B, model.num_tokens, D), tokens)
+    torch.add(tokens, model.pos_embed[:, 1:], out=x0[:, 1:])
+    x0[:, 0].copy_((model.cls_token[0] + model.pos_embed[0, :1]).expand(B, D))
+    return x0
