@@ -44,10 +44,13 @@ def test_the_kept_kernel_follows_the_weight():
     x = images(2)
     with torch.inference_mode():
         before = m.embed(x)
+    kernel = m.__dict__["_patch_kernel_kept"][True][1]
     with torch.no_grad():
         m.patch_embed.weight.mul_(2.0)  # in place: same storage, new version
     with torch.inference_mode():
         after = m.embed(x)
+    # brought up to date in place: a CUDA graph captured on the kernel reads the new one
+    assert m.__dict__["_patch_kernel_kept"][True][1] is kernel
     m2 = build().eval()
     with torch.no_grad():
         m2.patch_embed.weight.mul_(2.0)

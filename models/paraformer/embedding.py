@@ -48,13 +48,20 @@ def patch_kernel(model: ParaFormer) -> Tensor:
     if torch.compiler.is_compiling() or autograd_records(w) or w.is_inference():
         return w.view(-1, ph, pw, model.in_chans).permute(0, 3, 1, 2).contiguous()
     # made under inference_mode it is an inference tensor, which autograd may not save
-    # for an input's gradient outside it: one copy per mode
-    key = (w.data_ptr(), w._version, w.dtype, torch.is_inference_mode_enabled())
-    kept = model.__dict__.get("_patch_kernel_kept")
-    if kept is None or kept[0] != key:
-        kernel = w.view(-1, ph, pw, model.in_chans).permute(0, 3, 1, 2).contiguous()
-        kept = model.__dict__["_patch_kernel_kept"] = (key, kernel)
-    return kept[1]
+    # for an input's gradient outside it, nor may it be written outside: one per mode
+    kept = model.__dict__.setdefault("_patch_kernel_kept", {})
+    mode, key = torch.is_inference_mode_enabled(), (w.data_ptr(), w._version, w.dtype)
+    entry = kept.get(mode)
+    if entry is None or entry[0] != key:
+        kernel = w.view(-1, ph, pw, model.in_chans).permute(0, 3, 1, 2)
+        old = None if entry is None else entry[1]
+        if old is not None and (old.shape, old.dtype, old.device) == (
+                kernel.shape, kernel.dtype, kernel.device):
+            kernel = old.copy_(kernel)  # in place: a CUDA graph captured on it stays valid
+        else:
+            kernel = kernel.contiguous()
+        entry = kept[mode] = (key, kernel)
+    return entry[1]
 
 
 def _patch_tokens(model: ParaFormer, x: Tensor) -> Tensor:
