@@ -173,3 +173,20 @@ def test_copies_and_pickles_leave_the_workspace_behind():
     with torch.inference_mode():
         assert rel_err(twin(x), want) < RTOL and rel_err(loaded(x), want) < RTOL
     assert "_workspaces" in m.__dict__  # the original keeps its own
+
+
+def test_a_repeated_request_is_the_same_view_and_a_grown_buffer_forgets_the_old_ones():
+    from paraformer.workspace import Workspace
+
+    ws, like = Workspace(), torch.empty(0)
+    with torch.inference_mode():
+        small = ws.take("a", (2, 3), like)
+        assert ws.take("a", (2, 3), like) is small  # no new view, no allocator call
+        big = ws.take("a", (4, 5), like)  # grows: a new buffer
+        again = ws.take("a", (2, 3), like)
+        assert again is not small and again.data_ptr() == big.data_ptr()
+        assert ws.take("a", (2, 3), like.double()).dtype == torch.float64
+    with torch.no_grad():  # the other mode gets its own buffer (inference tensors are
+        outside = ws.take("a", (2, 3), like)  # read-only outside inference_mode)
+        assert not outside.is_inference()
+        outside.fill_(1.0)
