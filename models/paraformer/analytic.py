@@ -221,16 +221,15 @@ def level_traffic(
     if plan == "before":
         k("addcmul: LN1 affine, K branches", x_in, act)
         k("qkv bmm", act + K * D * 3 * inner, qkv)
-    else:  # the norm's shift survives as q's bias only (see paraformer.fused._folded)
+    else:  # the norm's shift survives as q's bias only (see paraformer.folds._compute_folds)
         one = ", one GEMM for all K)" if shared else ")"
         q, kv = qkv // 3, qkv - qkv // 3
         k("q bias copy", 0, q)
         k("q GEMM (affine folded" + one, x_in + K * D * inner + q, q)
         k("kv GEMM (affine folded, no bias" + one, x_in + K * D * 2 * inner, kv)
     k("attention", qkv, K * R * inner)
-    if plan == "before":  # flash kernels (CPU, CUDA) write rows already: the plan reads them
+    if plan == "before":  # (flash kernels, CPU and CUDA, write rows: the plan reads them)
         k("attention output to rows (copy)", K * R * inner, K * R * inner)
-    if plan == "before":
         k("residual + proj bias", act, act)
     else:
         k("addcmul: LN1 affine + proj bias = accumulator", x_in, act)

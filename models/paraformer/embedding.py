@@ -33,6 +33,12 @@ def _check_images(model: ParaFormer, x: Tensor) -> None:
         )
 
 
+def _kernel_view(model: ParaFormer) -> Tensor:
+    """The Linear's weight ``[D, p1*p2*c]`` read as ``[D, c, p1, p2]`` (a strided view)."""
+    ph, pw = model.patch_size
+    return model.patch_embed.weight.view(-1, ph, pw, model.in_chans).permute(0, 3, 1, 2)
+
+
 def patch_kernel(model: ParaFormer) -> Tensor:
     """The patch Linear's weight as a contiguous conv kernel ``[D, c, p1, p2]``.
 
@@ -42,18 +48,20 @@ def patch_kernel(model: ParaFormer) -> Tensor:
     the contiguous copy is kept until the weight changes (its storage, version counter
     or dtype), as the fused levels keep their folded weights.
     """
-    (ph, pw), w = model.patch_size, model.patch_embed.weight
+    w = model.patch_embed.weight
     # (an inference tensor, such as a copy of the model made under inference_mode, has
     # no version counter to key on)
     if torch.compiler.is_compiling() or autograd_records(w) or w.is_inference():
-        return w.view(-1, ph, pw, model.in_chans).permute(0, 3, 1, 2).contiguous()
+        return _kernel_view(model).contiguous()
     # made under inference_mode it is an inference tensor, which autograd may not save
     # for an input's gradient outside it, nor may it be written outside: one per mode
-    kept = model.__dict__.setdefault("_patch_kernel_kept", {})
+    kept = model.__dict__.get("_patch_kernel_kept")
+    if kept is None:
+        kept = model.__dict__["_patch_kernel_kept"] = {}
     mode, key = torch.is_inference_mode_enabled(), (w.data_ptr(), w._version, w.dtype)
     entry = kept.get(mode)
     if entry is None or entry[0] != key:
-        kernel = w.view(-1, ph, pw, model.in_chans).permute(0, 3, 1, 2)
+        kernel = _kernel_view(model)
         old = None if entry is None else entry[1]
         if old is not None and (old.shape, old.dtype, old.device) == (
                 kernel.shape, kernel.dtype, kernel.device):

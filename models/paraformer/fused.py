@@ -7,11 +7,7 @@ level, before and after this plan, are in :func:`paraformer.analytic.level_traff
 * **LayerNorm affine folded into the next GEMM.** ``LN(x) @ W = xhat @ (g * W) + b @ W``
   with ``xhat`` the norm without affine, so every norm is one pass (``F.layer_norm``
   without weights) instead of a norm plus a broadcast ``addcmul`` over ``[K, B, N, D]``.
-  The folded weights depend on the parameters only: outside autograd they are kept
-  until a parameter changes (its version counter or storage moves), so an inference
-  forward pays nothing for them, in eager mode, in a CUDA graph and under
-  torch.compile alike; with autograd they are recomputed each forward and the
-  gradients flow to the original parameters.
+  The folded weights and their cache are :mod:`paraformer.folds`.
 * **The shared first level.** Every branch reads the same ``x0``: the norm runs once
   on ``[B, N, D]``, and q, k and v of all K branches come from one plain GEMM
   ``[B*N, D] @ [D, 3*K*H*dh]`` whose columns are laid out ``(q|k|v, branch, head)``.
@@ -29,7 +25,8 @@ level, before and after this plan, are in :func:`paraformer.analytic.level_traff
   fc1 output instead of allocating another ``[K, B*N, M]`` (on CPU a fresh buffer of
   that size comes from the OS, page faults included, on every forward).
 * **On a CPU without autograd, intermediates in kept buffers** (:mod:`paraformer.workspace`):
-  the GEMM outputs, the heads' copy and the accumulators are written with ``out=``
+  x0, the GEMM outputs, the accumulators and (where the attention kernel did not
+  write rows) the heads' copy are written with ``out=``
   into buffers the next group and the next call reuse, so the pages stay mapped.
 
 A level runs branches ``span`` (all K, or one group of :mod:`paraformer.groups`, which
@@ -46,146 +43,19 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from .epilogue import autograd_records, bias_gelu_, one_pass_available
+from .folds import folded
 
 if TYPE_CHECKING:
-    from .layers import ParallelBlock, StackedLayerNorm, StackedLinear
+    from .layers import ParallelBlock
     from .workspace import Workspace
 
-__all__ = ["MAX_ATTENTION_BATCH", "fused_level", "norm_without_affine", "refresh_folds"]
+__all__ = ["MAX_ATTENTION_BATCH", "fused_level", "norm_without_affine"]
 
 #: Most sequences handed to one attention call (CUDA's grid y/z limit, 2**16 - 1).
 MAX_ATTENTION_BATCH = 65535
-
-
-def _fold(norm: StackedLayerNorm, lin: StackedLinear) -> tuple[Tensor, Tensor]:
-    """``LN(x) @ W + c == xhat @ w + b``: returns ``w`` ``[K, D, out]`` and ``b`` ``[K, out]``.
-
-    ``b @ W`` is written as a product and a sum so that FLOP counters, which count
-    matrix products only, see the same work as the formula (a per-model constant, not
-    per image; with the cache it is paid once).
-    """
-    w = lin.weight * norm.weight.unsqueeze(-1)
-    b = (lin.weight * norm.bias.unsqueeze(-1)).sum(1)
-    return w, (b + lin.bias if lin.bias is not None else b)
-
-
-def _shared_layout(w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-branch qkv ``[K, D, 3*I]``, ``[K, 3*I]`` -> one ``[D, 3*K*I]``, ``[3*K*I]``
-    with columns ordered (q|k|v, branch, head, dh): q of all branches is one block of
-    K*H heads."""
-    K, D, three_i = w.shape
-    i = three_i // 3
-    w = w.view(K, D, 3, i).permute(1, 2, 0, 3).reshape(D, 3 * K * i)
-    b = b.view(K, 3, i).transpose(0, 1).reshape(3 * K * i)
-    return w, b
-
-
-def _fold_params(blk: ParallelBlock) -> tuple[Tensor, ...]:
-    """The parameters the folded weights are made from.
-
-    Read from the modules' parameter dicts, not through ``nn.Module.__getattr__``: that
-    costs about 1.4 us a lookup, 28 us per level on every forward (measured), which a
-    48-level serial twin would pay in Python before any kernel runs.
-    """
-    m = blk._modules
-    n1, qkv, proj = m["norm1"]._parameters, m["qkv"]._parameters, m["proj"]._parameters
-    n2, fc1, fc2 = m["norm2"]._parameters, m["fc1"]._parameters, m["fc2"]._parameters
-    return (n1["weight"], n1["bias"], qkv["weight"], proj["weight"], proj["bias"],
-            n2["weight"], n2["bias"], fc1["weight"], fc1["bias"], fc2["bias"])
-
-
-def _folded(blk: ParallelBlock, shared: bool,
-            params: tuple[Tensor, ...] | None = None) -> dict[str, Tensor | None]:
-    """The folded weights and accumulator biases of this level, from the cache when
-    autograd does not need them.
-
-    The cache is keyed on the parameters' storage, version and dtype, and brought up to
-    date in place (the same tensors with new values), so a CUDA graph captured on it and
-    a compiled graph reading it stay valid when the parameters change. Inside
-    torch.compile the key cannot be checked (Dynamo cannot compare data pointers), so
-    the model calls :func:`refresh_folds` eagerly before its compiled levels run, and
-    the graphs read the cache without recomputing the fold on every call.
-    """
-    params = params or _fold_params(blk)
-    keep_kv_bias = blk.training and blk.attn_drop_rate > 0.0
-    if autograd_records(*params):
-        return _compute_folds(blk, shared, keep_kv_bias)
-    # (layout, parameter key, tensors): Dynamo reads the layout only, so its guards do
-    # not hold the parameters' versions (a guard on them would recompile on each update)
-    layout, cache = (shared, keep_kv_bias), blk._fold_cache
-    if torch.compiler.is_compiling():
-        if cache is not None and cache[0] == layout:
-            return cache[2]
-        return _compute_folds(blk, shared, keep_kv_bias)
-    if cache is not None and torch.is_grad_enabled() and _made_in_inference_mode(cache[2]):
-        cache = None  # autograd may record the input (a saliency map): it cannot save these
-    key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
-    if cache is not None and cache[0] == layout and cache[1] == key:
-        return cache[2]
-    out = _compute_folds(blk, shared, keep_kv_bias)
-    if cache is not None and cache[0] == layout and _same_layout(cache[2], out):
-        with torch.inference_mode():  # also where the cache was made under inference mode
-            for name, t in cache[2].items():
-                if t is not None:
-                    t.copy_(out[name])
-        out = cache[2]
-    else:  # owned tensors only: an entry that aliased a parameter would be written into it
-        out = {name: (t.clone() if isinstance(t, nn.Parameter) else t) for name, t in out.items()}
-    blk._fold_cache = (layout, key, out)
-    return out
-
-
-def _made_in_inference_mode(tensors: dict[str, Tensor | None]) -> bool:
-    return any(t is not None and t.is_inference() for t in tensors.values())
-
-
-def _same_layout(old: dict[str, Tensor | None], new: dict[str, Tensor]) -> bool:
-    return all(old[n].shape == t.shape and old[n].dtype == t.dtype and old[n].device == t.device
-               for n, t in new.items() if t is not None)
-
-
-@torch.compiler.disable
-def refresh_folds(blocks) -> None:
-    """Bring every level's fold cache up to date, eagerly: called by the model before
-    its levels run inside torch.compile (one graph break, before any graph)."""
-    for i, blk in enumerate(blocks):
-        params = _fold_params(blk)
-        if not autograd_records(*params):  # with autograd the graph folds
-            _folded(blk, i == 0, params)
-
-
-def _compute_folds(blk: ParallelBlock, shared: bool, keep_kv_bias: bool) -> dict[str, Tensor | None]:
-    """The folded weights of one level.
-
-    The norm's shift gives q, k and v a bias. Only q's is kept: adding one vector to
-    every key adds a constant to each query's scores, which softmax ignores, and adding
-    one to every value adds it to each output row (the weights of a row sum to 1), so it
-    moves into the projection's bias. That spares the k and v GEMMs a bias pass. With
-    attention dropout a row's weights no longer sum to 1, and the biases stay.
-    """
-    inner = blk.num_heads * blk.head_dim
-    qkv_w, qkv_b = _fold(blk.norm1, blk.qkv)
-    proj_base = _base_bias(blk, blk.norm1, blk.proj, True)
-    proj_base_unbiased = _base_bias(blk, blk.norm1, blk.proj, False)  # dropout acts on the bias
-    if not keep_kv_bias:
-        v_shift = (blk.proj.weight * qkv_b[:, 2 * inner:].unsqueeze(-1)).sum(1)
-        proj_base, proj_base_unbiased = proj_base + v_shift, proj_base_unbiased + v_shift
-    if shared:
-        qkv_w, qkv_b = _shared_layout(qkv_w, qkv_b)
-        split = blk.num_branches * inner
-        q_w, kv_w, q_b, kv_b = qkv_w[:, :split], qkv_w[:, split:], qkv_b[:split], qkv_b[split:]
-    else:
-        q_w, kv_w = qkv_w[..., :inner], qkv_w[..., inner:]
-        q_b, kv_b = qkv_b[:, None, :inner], qkv_b[:, None, inner:]
-    fc1_w, fc1_b = _fold(blk.norm2, blk.fc1)
-    return {"q_w": q_w, "q_b": q_b, "kv_w": kv_w, "kv_b": kv_b if keep_kv_bias else None,
-            "fc1_w": fc1_w, "fc1_b": fc1_b, "proj_base": proj_base,
-            "proj_base_unbiased": proj_base_unbiased,
-            "fc2_base": _base_bias(blk, blk.norm2, blk.fc2, True),
-            "fc2_base_unbiased": _base_bias(blk, blk.norm2, blk.fc2, False)}
 
 
 def _attention(blk: ParallelBlock, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -290,13 +160,6 @@ def _attend_branches(blk, f, xhat: Tensor, cls_only: bool, span: tuple[int, int]
     return _merge_heads(o, ws).view(K, B * n, H * dh)
 
 
-def _base_bias(blk, norm, lin, with_bias: bool) -> Tensor:
-    """What the accumulator adds besides the residual: the projection's bias (unless
-    dropout must act on it first), plus the norm's shift for the authors' residual."""
-    bias = lin.bias if with_bias else torch.zeros_like(lin.bias)
-    return bias if blk.residual == "prenorm" else norm.bias + bias
-
-
 def _base(blk, norm_w: Tensor, x: Tensor, xhat: Tensor, bias: Tensor,
           out: Tensor | None) -> Tensor:
     """The accumulator a projection adds into: the residual plus ``bias`` ``[G, D]``.
@@ -370,7 +233,7 @@ def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False,
     shared = x.dim() == 3
     B, N = x.shape[-3], x.shape[-2]
     dropping = blk.training and blk.drop_rate > 0.0
-    f = _group_view(blk, _folded(blk, shared), shared, span)
+    f = _group_view(blk, folded(blk, shared), shared, span)
 
     if xhat is None:
         xhat = norm_without_affine(x, blk.norm1.eps, ws)

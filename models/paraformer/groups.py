@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from .fused import fused_level, norm_without_affine, refresh_folds
+from .folds import refresh_folds
+from .fused import fused_level, norm_without_affine
 from .workspace import workspace_for
 
 if TYPE_CHECKING:

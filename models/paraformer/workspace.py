@@ -65,8 +65,8 @@ class Workspace:
 
     def ones(self, n: int, like: Tensor) -> Tensor:
         """``n`` ones of ``like``'s dtype and device, made once: the unit weight the
-        fused levels give their norms (``paraformer.fused.norm_without_affine``). Only read, so one
-        made under inference_mode serves outside it too."""
+        fused levels give their norms (``paraformer.fused.norm_without_affine``). Only
+        read, so one made under inference_mode serves outside it too."""
         t = self._ones
         if t is None or t.numel() != n or t.dtype != like.dtype or t.device != like.device:
             t = self._ones = torch.ones(n, dtype=like.dtype, device=like.device)
@@ -78,10 +78,12 @@ def workspace_for(model, x: Tensor) -> Workspace | None:
     fused levels must allocate as usual (CUDA, autograd, torch.compile)."""
     if torch.is_grad_enabled() or not x.is_cpu or torch.compiler.is_compiling():
         return None
+    # get, then set: setdefault would build a throwaway dict and Workspace every call
     spaces = model.__dict__.get("_workspaces")
     if spaces is None:
         spaces = model.__dict__["_workspaces"] = {}
-    ws = spaces.get(threading.get_ident())
+    ident = threading.get_ident()
+    ws = spaces.get(ident)
     if ws is None:
-        ws = spaces[threading.get_ident()] = Workspace()
+        ws = spaces[ident] = Workspace()
     return ws
