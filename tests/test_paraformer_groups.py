@@ -168,3 +168,38 @@ def test_cache_size_from_sysfs_sysconf_or_default(monkeypatch, tmp_path):
 def test_branch_group_must_be_a_positive_int(bad):
     with pytest.raises(ValueError, match="branch_group"):
         ParaFormer(**{**build().config, "branch_group": bad})
+
+
+def test_kept_weight_views_follow_replaced_parameters():
+    """The shaped views a level keeps of its weights (paraformer.folds.level_weights)
+    are dropped when a parameter it reads is replaced, not only updated: a new
+    Parameter object, or new storage through ``.data``, fc2's weight included (read as
+    it is, not folded)."""
+    m = build(num_branches=K, branch_depth=2, branch_group=2)
+    x = images(2)
+    with torch.inference_mode():
+        m(x)
+    blk = m.blocks[1]
+    blk.fc2.weight = torch.nn.Parameter(blk.fc2.weight.detach() * 0.5)
+    m.blocks[0].norm1.weight.data = m.blocks[0].norm1.weight.detach() * 1.7
+    with torch.inference_mode():
+        assert rel_err(m(x), _at(m, "loop", None)(x)) < RTOL
+
+
+def test_a_changed_branch_group_takes_effect_on_the_next_call(monkeypatch):
+    """The groups of a forward are worked out once per batch and dtype, and again when
+    ``branch_group`` changes."""
+    spans = []
+    real = groups.fused_level
+    monkeypatch.setattr(groups, "fused_level",
+                        lambda blk, x, *a: spans.append(a[1]) or real(blk, x, *a))
+    m = build(num_branches=K, branch_depth=1, branch_group=2)
+    loop = _at(m, "loop", None)
+    x = images(2)
+    with torch.inference_mode():
+        for group, want in ((2, [(0, 2), (2, 4), (4, 5)]), (4, [(0, 4), (4, 5)]),
+                            (2, [(0, 2), (2, 4), (4, 5)])):
+            m.branch_group = group
+            spans.clear()
+            assert rel_err(m(x), loop(x)) < RTOL
+            assert spans == want

@@ -190,3 +190,52 @@ def test_a_repeated_request_is_the_same_view_and_a_grown_buffer_forgets_the_old_
         outside = ws.take("a", (2, 3), like)  # read-only outside inference_mode)
         assert not outside.is_inference()
         outside.fill_(1.0)
+
+
+@pytest.mark.parametrize("execution", ["fused", "least-work"])
+def test_level_views_are_made_once_and_follow_grown_buffers(execution, monkeypatch):
+    """The views a level derives from its buffers (k and v of the kv GEMM, the
+    accumulators' rows) are made on a signature's first call and read on the next; a
+    batch that grows the buffers makes them again, and every call is the loop's
+    function."""
+    from paraformer import workspace
+
+    made = []
+    real = workspace.kept
+
+    def counting(views, name, make):
+        return real(views, name, lambda: made.append(name) or make())
+
+    monkeypatch.setattr(workspace, "kept", counting)
+    import paraformer.embedding as embedding
+    import paraformer.fused as fused
+
+    monkeypatch.setattr(fused, "_kept", counting)
+    monkeypatch.setattr(embedding, "kept", counting)
+    m = build(num_branches=K, branch_depth=2, execution=execution, branch_group=2)
+    loop = copy.deepcopy(m).set_execution("loop")
+    with torch.inference_mode():
+        # batch 5 grows the buffers: the batch-2 views are made again after it
+        for batch, makes in ((2, True), (2, False), (5, True), (2, True), (2, False)):
+            x = images(batch)
+            before = len(made)
+            assert rel_err(m(x), loop(x)) < RTOL
+            assert (len(made) > before) == makes, (batch, made[before:])
+
+
+def test_with_dropout_outside_autograd_the_output_is_never_a_kept_view():
+    """Training without autograd (no_grad) still writes into the workspace, but with
+    dropout a sub-layer's output is a fresh sum: a view of it kept for the next call
+    would hand back the previous call's output. Each call equals the same draw made
+    with autograd (no workspace)."""
+    m = build(num_branches=3, branch_depth=1, execution="least-work", drop_rate=0.3).train()
+    x = images(2)
+    outs = {}
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            for seed in (1, 2):
+                torch.manual_seed(seed)
+                outs[grad, seed] = m(x).detach()
+    assert rel_err(outs[False, 1], outs[False, 2]) > 1e-3  # the draws differ
+    for seed in (1, 2):
+        assert rel_err(outs[False, seed], outs[True, seed]) < RTOL

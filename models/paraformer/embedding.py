@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .epilogue import autograd_records
-from .workspace import workspace_for
+from .workspace import kept, workspace_for
 
 if TYPE_CHECKING:
     from .model import ParaFormer
@@ -99,6 +99,11 @@ def embed_for_levels(model: ParaFormer, x: Tensor) -> Tensor:
     tokens = _patch_tokens(model, x)
     B, D = x.shape[0], model.embed_dim
     x0 = ws.take("x0", (B, model.num_tokens, D), tokens)
-    torch.add(tokens, model.pos_embed[:, 1:], out=x0[:, 1:])
-    x0[:, 0].copy_((model.cls_token[0] + model.pos_embed[0, :1]).expand(B, D))
+    views = ws.views(("x0", B, tokens.dtype))
+    cls_row = kept(views, "cls", lambda: x0[:, :1])
+    token_rows = kept(views, "tokens", lambda: x0[:, 1:])
+    params = model._parameters
+    pos = params["pos_embed"]
+    torch.add(tokens, pos[:, 1:], out=token_rows)
+    torch.add(params["cls_token"].expand(B, 1, D), pos[:, :1], out=cls_row)
     return x0

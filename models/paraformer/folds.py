@@ -21,7 +21,7 @@ from .epilogue import autograd_records
 if TYPE_CHECKING:
     from .layers import ParallelBlock, StackedLayerNorm, StackedLinear
 
-__all__ = ["folded", "refresh_folds"]
+__all__ = ["folded", "level_weights", "refresh_folds"]
 
 
 def _fold(norm: StackedLayerNorm, lin: StackedLinear) -> tuple[Tensor, Tensor]:
@@ -48,7 +48,9 @@ def _shared_layout(w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _fold_params(blk: ParallelBlock) -> tuple[Tensor, ...]:
-    """The parameters the folded weights are made from.
+    """The parameters a fused level reads: those the folded weights are made from, and
+    fc2's weight, which the level reads as it is (:func:`level_weights` keeps views of
+    it, so a replaced fc2 weight must move the cache's key too).
 
     Read from the modules' parameter dicts, not through ``nn.Module.__getattr__``: that
     costs about 1.4 us a lookup, 28 us per level on every forward (measured), which a
@@ -58,7 +60,7 @@ def _fold_params(blk: ParallelBlock) -> tuple[Tensor, ...]:
     n1, qkv, proj = m["norm1"]._parameters, m["qkv"]._parameters, m["proj"]._parameters
     n2, fc1, fc2 = m["norm2"]._parameters, m["fc1"]._parameters, m["fc2"]._parameters
     return (n1["weight"], n1["bias"], qkv["weight"], proj["weight"], proj["bias"],
-            n2["weight"], n2["bias"], fc1["weight"], fc1["bias"], fc2["bias"])
+            n2["weight"], n2["bias"], fc1["weight"], fc1["bias"], fc2["weight"], fc2["bias"])
 
 
 def folded(blk: ParallelBlock, shared: bool,
@@ -98,7 +100,71 @@ def folded(blk: ParallelBlock, shared: bool,
         out = cache[2]
     else:  # owned tensors only: an entry that aliased a parameter would be written into it
         out = {name: (t.clone() if isinstance(t, nn.Parameter) else t) for name, t in out.items()}
-    blk._fold_cache = (layout, key, out)
+    # a new key also drops the level's shaped views (level_weights): a replaced
+    # parameter's views would still read the old tensor
+    blk._fold_cache = (layout, key, out, {})
+    return out
+
+
+def level_weights(blk: ParallelBlock, shared: bool, span: tuple[int, int],
+                  dropping: bool) -> dict[str, Tensor | None]:
+    """The weights one fused level reads for branches ``span``, as views shaped for its
+    operators (no copy): the folded weights of :func:`folded` and the parameters read
+    as they are.
+
+    Where the fold cache serves (inference, eager) the views are kept beside it until
+    its key moves: a dozen view operators a level, about 2 us each, that the fused
+    execution at K 1, batch 1 would otherwise pay on every call where the loop pays none.
+    """
+    f = folded(blk, shared)
+    cache = blk._fold_cache
+    if cache is None or cache[2] is not f or torch.compiler.is_compiling():
+        return _shaped(blk, f, shared, span, dropping)
+    key = (shared, span, dropping)
+    views = cache[3].get(key)
+    if views is None:
+        views = cache[3][key] = _shaped(blk, f, shared, span, dropping)
+    return views
+
+
+#: Entries of the folded weights (and parameters) with a leading branch axis
+_PER_BRANCH = ("fc1_w", "fc1_b", "proj_base", "proj_base_unbiased", "fc2_base",
+               "fc2_base_unbiased", "n1_w", "n2_w", "proj_w", "proj_b", "fc2_w", "fc2_b")
+
+
+def _shaped(blk: ParallelBlock, f: dict, shared: bool, span: tuple[int, int],
+            dropping: bool) -> dict[str, Tensor | None]:
+    """:func:`level_weights` without the cache. The shared level's q columns are ordered
+    (branch, head), so a group's are one slice; its k and v columns are two (one each).
+    """
+    m = blk._modules
+    n1, n2 = m["norm1"]._parameters, m["norm2"]._parameters
+    proj, fc2 = m["proj"]._parameters, m["fc2"]._parameters
+    out = {**f, "n1_w": n1["weight"], "n2_w": n2["weight"], "proj_w": proj["weight"],
+           "proj_b": proj["bias"], "fc2_w": fc2["weight"], "fc2_b": fc2["bias"]}
+    k0, k1 = span
+    G, K = k1 - k0, blk.num_branches
+    if G != K:
+        for name in _PER_BRANCH + (() if shared else ("q_w", "q_b", "kv_w", "kv_b")):
+            if out[name] is not None:
+                out[name] = out[name][k0:k1]
+    inner = blk.num_heads * blk.head_dim
+    if shared and G != K:
+        out["q_w"] = f["q_w"][:, k0 * inner : k1 * inner]
+        out["q_b"] = f["q_b"][k0 * inner : k1 * inner]
+        kv_w, kv_b = f["kv_w"], f["kv_b"]
+        for c, name in ((0, "k"), (K * inner, "v")):
+            cols = slice(c + k0 * inner, c + k1 * inner)
+            out[f"{name}_w"] = kv_w[:, cols]
+            out[f"{name}_b"] = None if kv_b is None else kv_b[cols]
+    # the accumulators' addends [G, 1, 1, D] (with dropout the bias waits for it) and
+    # fc1's bias [G, 1, M], broadcast over each branch's rows
+    four = (G, 1, 1, blk.dim)
+    suffix = "_unbiased" if dropping else ""
+    out["proj_acc"] = out["proj_base" + suffix].view(four)
+    out["fc2_acc"] = out["fc2_base" + suffix].view(four)
+    out["n1_w4"], out["n2_w4"] = out["n1_w"].view(four), out["n2_w"].view(four)
+    out["fc1_b3"] = out["fc1_b"].unsqueeze(1)
     return out
 
 

@@ -46,7 +46,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .epilogue import autograd_records, bias_gelu_, one_pass_available
-from .folds import folded
+from .folds import level_weights
+from .workspace import kept as _kept
 
 if TYPE_CHECKING:
     from .layers import ParallelBlock
@@ -107,9 +108,9 @@ def _merge_heads(o: Tensor, ws: Workspace | None) -> Tensor:
     return ws.take("heads", (S, n, heads, dh), o).copy_(rows)
 
 
-def _attend_shared(blk, f, xhat: Tensor, cls_only: bool, span: tuple[int, int],
-                   ws: Workspace | None = None) -> Tensor:
-    """Shared input ``xhat`` ``[B, N, D]`` -> attention output of branches ``span``
+def _attend_shared(blk, w: dict, xhat: Tensor, cls_only: bool, G: int,
+                   ws: Workspace | None, c: dict | None) -> Tensor:
+    """Shared input ``xhat`` ``[B, N, D]`` -> attention output of a group of G branches
     ``[G, B*n, I]``.
 
     One GEMM for the queries and one for the keys and values of all K branches (two,
@@ -118,23 +119,23 @@ def _attend_shared(blk, f, xhat: Tensor, cls_only: bool, span: tuple[int, int],
     CPU, within 1 % at K 1, 12 and batch 1, 8, and writes q's bias over k and v too.)
     """
     K, H, dh = blk.num_branches, blk.num_heads, blk.head_dim
-    (k0, k1), inner = span, blk.num_heads * blk.head_dim
-    G = k1 - k0
+    inner = H * dh
     B, N, D = xhat.shape
     rows = xhat.reshape(B * N, D)
     if G == K:
-        kv = _mm(rows, f["kv_w"], f["kv_b"], _into(ws, "kv", (B * N, 2 * K * inner), rows))
-        k, v = kv.view(B, N, 2, K * H, dh).permute(2, 0, 3, 1, 4).unbind(0)  # [B, K*H, N, dh]
+        kv = _mm(rows, w["kv_w"], w["kv_b"], _into(ws, "kv", (B * N, 2 * K * inner), rows))
+        # [B, K*H, N, dh] each
+        k, v = _kept(c, "kv", lambda: kv.view(B, N, 2, K * H, dh).permute(2, 0, 3, 1, 4).unbind(0))
     else:
-        k, v = (_mm(rows, f["kv_w"][:, c + k0 * inner : c + k1 * inner],
-                    None if f["kv_b"] is None else f["kv_b"][c + k0 * inner : c + k1 * inner],
-                    _into(ws, name, (B * N, G * inner), rows))
-                .view(B, N, G * H, dh).transpose(1, 2)
-                for c, name in ((0, "k"), (K * inner, "v")))
+        kb = _mm(rows, w["k_w"], w["k_b"], _into(ws, "k", (B * N, G * inner), rows))
+        vb = _mm(rows, w["v_w"], w["v_b"], _into(ws, "v", (B * N, G * inner), rows))
+        k = _kept(c, "k", lambda: kb.view(B, N, G * H, dh).transpose(1, 2))
+        v = _kept(c, "v", lambda: vb.view(B, N, G * H, dh).transpose(1, 2))
     q_rows = xhat[:, 0] if cls_only else rows
     n = 1 if cls_only else N
-    q = torch.addmm(f["q_b"], q_rows, f["q_w"], out=_into(ws, "q", (B * n, G * inner), rows))
-    o = _attention(blk, q.view(B, n, G * H, dh).transpose(1, 2), k, v)  # [B, G*H, n, dh]
+    qb = torch.addmm(w["q_b"], q_rows, w["q_w"], out=_into(ws, "q", (B * n, G * inner), rows))
+    q = _kept(c, "q", lambda: qb.view(B, n, G * H, dh).transpose(1, 2))
+    o = _attention(blk, q, k, v)  # [B, G*H, n, dh]
     # [B, n, G, H*dh] rows, read per branch as a strided [G, B*n, I] view
     return _merge_heads(o, ws).view(B * n, G, H * dh).transpose(0, 1)
 
@@ -143,74 +144,48 @@ def _mm(rows: Tensor, w: Tensor, b: Tensor | None, out: Tensor | None) -> Tensor
     return torch.mm(rows, w, out=out) if b is None else torch.addmm(b, rows, w, out=out)
 
 
-def _attend_branches(blk, f, xhat: Tensor, cls_only: bool, span: tuple[int, int],
-                     ws: Workspace | None = None) -> Tensor:
-    """Per-branch input ``xhat`` ``[G, B, N, D]`` (branches ``span``) -> ``[G, B*n, I]``."""
+def _attend_branches(blk, w: dict, xhat: Tensor, cls_only: bool, G: int,
+                     ws: Workspace | None, c: dict | None) -> Tensor:
+    """Per-branch input ``xhat`` ``[G, B, N, D]`` -> ``[G, B*n, I]``."""
     H, dh = blk.num_heads, blk.head_dim
-    K, B, N, D = xhat.shape  # K: the branches of this group
-    rows = xhat.reshape(K, B * N, D)
-    kv = _into(ws, "kv", (K, B * N, 2 * H * dh), rows)
-    kv = (torch.bmm(rows, f["kv_w"], out=kv) if f["kv_b"] is None
-          else torch.baddbmm(f["kv_b"], rows, f["kv_w"], out=kv))
-    k, v = kv.view(K * B, N, 2, H, dh).permute(2, 0, 3, 1, 4).unbind(0)  # [K*B, H, N, dh]
+    _, B, N, D = xhat.shape
+    rows = xhat.reshape(G, B * N, D)
+    kv = _into(ws, "kv", (G, B * N, 2 * H * dh), rows)
+    kv = (torch.bmm(rows, w["kv_w"], out=kv) if w["kv_b"] is None
+          else torch.baddbmm(w["kv_b"], rows, w["kv_w"], out=kv))
+    # [G*B, H, N, dh] each
+    k, v = _kept(c, "kv", lambda: kv.view(G * B, N, 2, H, dh).permute(2, 0, 3, 1, 4).unbind(0))
     q_rows = xhat[:, :, 0] if cls_only else rows
     n = 1 if cls_only else N
-    q = torch.baddbmm(f["q_b"], q_rows, f["q_w"], out=_into(ws, "q", (K, B * n, H * dh), rows))
-    o = _attention(blk, q.view(K * B, n, H, dh).transpose(1, 2), k, v)  # [K*B, H, n, dh]
-    return _merge_heads(o, ws).view(K, B * n, H * dh)
+    qb = torch.baddbmm(w["q_b"], q_rows, w["q_w"], out=_into(ws, "q", (G, B * n, H * dh), rows))
+    q = _kept(c, "q", lambda: qb.view(G * B, n, H, dh).transpose(1, 2))
+    o = _attention(blk, q, k, v)  # [G*B, H, n, dh]
+    return _merge_heads(o, ws).view(G, B * n, H * dh)
 
 
-def _base(blk, norm_w: Tensor, x: Tensor, xhat: Tensor, bias: Tensor,
-          out: Tensor | None) -> Tensor:
-    """The accumulator a projection adds into: the residual plus ``bias`` ``[G, D]``.
+def _sublayer(blk, norm_w4: Tensor, bias4: Tensor, x: Tensor, xhat: Tensor, y_in: Tensor,
+              y_w: Tensor, y_b: Tensor, dropping: bool, out: Tensor | None,
+              c: dict | None, name: str) -> Tensor:
+    """One sub-layer's output ``[G, B, n, D]``: the residual, plus ``y_in @ y_w`` and its
+    bias, in one accumulator written once.
 
-    ``x`` and ``xhat`` are ``[B, n, D]`` (shared) or ``[G, B, n, D]``; written into
-    ``out`` ``[G, B, n, D]`` (fresh memory if None), returned as ``[G, B*n, D]``.
-    Authors' residual: ``LN(x) = xhat * g + beta``, one ``addcmul`` with the norm's
-    weight ``norm_w`` ``[G, D]``.
+    ``x``, ``xhat``: ``[B, n, D]`` (shared) or ``[G, B, n, D]``; ``y_in``: ``[G, B*n, in]``.
+    The accumulator (``out``, a buffer, or fresh memory if None) starts as the residual
+    plus ``bias4`` ``[G, 1, 1, D]`` (authors' residual: ``LN(x) = xhat * g + beta``, one
+    ``addcmul`` with the norm's weight ``norm_w4``), and the GEMM adds into it. With
+    dropout the bias waits: dropout acts on the GEMM's output and its bias together.
     """
-    G, D = bias.shape
-    shape = (G, 1, 1, D)
     if blk.residual == "prenorm":
-        out = torch.add(x, bias.view(shape), out=out)
+        acc = torch.add(x, bias4, out=out)
     else:
-        out = torch.addcmul(bias.view(shape), xhat, norm_w.view(shape), out=out)
-    return out.view(G, -1, D)
-
-
-def _project(blk, w: Tensor, b: Tensor, base: Tensor, x: Tensor) -> Tensor:
-    """``base + dropout(x @ w + b)`` per branch, ``base`` holding the bias unless dropping."""
-    if blk.training and blk.drop_rate > 0.0:
-        y = torch.baddbmm(b.unsqueeze(1), x, w)
-        return base + F.dropout(y, blk.drop_rate, True)
-    return base.baddbmm_(x, w)
-
-
-#: Entries of the folded weights (and parameters) with a leading branch axis
-_PER_BRANCH = ("fc1_w", "fc1_b", "proj_base", "proj_base_unbiased", "fc2_base",
-               "fc2_base_unbiased", "n1_w", "n2_w", "proj_w", "proj_b", "fc2_w", "fc2_b")
-
-
-def _group_view(blk, f: dict, shared: bool, span: tuple[int, int]) -> dict:
-    """The folded weights and the parameters the level reads, for branches ``span``:
-    views (no copy). The shared level's q columns are ordered (branch, head), so a
-    group's are one slice; its k and v are sliced in :func:`_attend_shared`."""
-    m = blk._modules
-    n1, n2 = m["norm1"]._parameters, m["norm2"]._parameters
-    proj, fc2 = m["proj"]._parameters, m["fc2"]._parameters
-    out = {**f, "n1_w": n1["weight"], "n2_w": n2["weight"], "proj_w": proj["weight"],
-           "proj_b": proj["bias"], "fc2_w": fc2["weight"], "fc2_b": fc2["bias"]}
-    k0, k1 = span
-    if k1 - k0 == blk.num_branches:  # all of them: the tensors as they are
-        return out
-    for name in _PER_BRANCH + (() if shared else ("q_w", "q_b", "kv_w", "kv_b")):
-        if out[name] is not None:
-            out[name] = out[name][k0:k1]
-    if shared:
-        inner = blk.num_heads * blk.head_dim
-        out["q_w"] = f["q_w"][:, k0 * inner : k1 * inner]
-        out["q_b"] = f["q_b"][k0 * inner : k1 * inner]
-    return out
+        acc = torch.addcmul(bias4, xhat, norm_w4, out=out)
+    G, D = acc.shape[0], acc.shape[-1]
+    rows = _kept(c, name, lambda: acc.view(G, -1, D))
+    if dropping:
+        y = torch.baddbmm(y_b.unsqueeze(1), y_in, y_w)
+        return (rows + F.dropout(y, blk.drop_rate, True)).view(acc.shape)
+    rows.baddbmm_(y_in, y_w)
+    return acc
 
 
 def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False,
@@ -233,32 +208,35 @@ def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False,
     shared = x.dim() == 3
     B, N = x.shape[-3], x.shape[-2]
     dropping = blk.training and blk.drop_rate > 0.0
-    f = _group_view(blk, folded(blk, shared), shared, span)
+    w = level_weights(blk, shared, span, dropping)
+    # views of this call's buffers, the same on every call with this signature
+    c = None if ws is None else ws.views((blk, shared, span, cls_only, B, N, x.dtype, out))
+    norms = blk._modules
 
     if xhat is None:
-        xhat = norm_without_affine(x, blk.norm1.eps, ws)
+        xhat = norm_without_affine(x, norms["norm1"].eps, ws)
     attend = _attend_shared if shared else _attend_branches
-    o = attend(blk, f, xhat, cls_only, span, ws)  # [G, B*n, I]
+    o = attend(blk, w, xhat, cls_only, G, ws, c)  # [G, B*n, I]
     if cls_only:
         x, xhat = x[..., 0:1, :], xhat[..., 0:1, :]
     n = x.shape[-2]
-    bias = f["proj_base_unbiased"] if dropping else f["proj_base"]
-    acc = _base(blk, f["n1_w"], x, xhat, bias, _into(ws, "mid", (G, B, n, D), x))
-    x = _project(blk, f["proj_w"], f["proj_b"], acc, o).view(G, B, n, D)
+    x = _sublayer(blk, w["n1_w4"], w["proj_acc"], x, xhat, o, w["proj_w"], w["proj_b"],
+                  dropping, _into(ws, "mid", (G, B, n, D), x), c, "mid")
 
-    xhat = norm_without_affine(x, blk.norm2.eps, ws)
+    xhat = norm_without_affine(x, norms["norm2"].eps, ws)
     rows = xhat.view(G, B * n, D)
-    M = f["fc1_w"].shape[-1]
+    M = w["fc1_w"].shape[-1]
     # bias + GELU: one kernel after bmm, unless this model runs "fused-2pass"
-    if blk.one_pass_epilogue and one_pass_available(rows, f["fc1_w"], f["fc1_b"]):
-        h = bias_gelu_(torch.bmm(rows, f["fc1_w"]), f["fc1_b"])
+    if blk.one_pass_epilogue and one_pass_available(rows, w["fc1_w"], w["fc1_b"]):
+        h = bias_gelu_(torch.bmm(rows, w["fc1_w"]), w["fc1_b"])
     else:
-        h = torch.baddbmm(f["fc1_b"].unsqueeze(1), rows, f["fc1_w"],
+        h = torch.baddbmm(w["fc1_b3"], rows, w["fc1_w"],
                           out=_into(ws, "ffn", (G, B * n, M), rows))
         h = F.gelu(h) if autograd_records(h) else torch._C._nn.gelu_(h)
     if dropping:
         h = F.dropout(h, blk.drop_rate, True)
-    bias = f["fc2_base_unbiased"] if dropping else f["fc2_base"]
-    acc = _base(blk, f["n2_w"], x, xhat, bias, _into(ws, out, (G, B, n, D), x))
-    x = _project(blk, f["fc2_w"], f["fc2_b"], acc, h)
-    return x.view(G, B, D) if cls_only else x.view(G, B, N, D)
+    # the output's views are kept only where it is a buffer (with dropout it is a sum)
+    kept = None if out is None or dropping else c
+    x = _sublayer(blk, w["n2_w4"], w["fc2_acc"], x, xhat, h, w["fc2_w"], w["fc2_b"],
+                  dropping, _into(ws, out, (G, B, n, D), x), kept, "out")
+    return _kept(kept, "out-cls", lambda: x.view(G, B, D)) if cls_only else x

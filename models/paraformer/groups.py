@@ -133,6 +133,28 @@ def branch_plan(model, batch: int, dtype: torch.dtype, device: torch.device,
             "fused_budget_bytes": budget, "fused_group_rule": source}
 
 
+def _schedule(model, x0: Tensor, cls_only: bool, reduced: bool) -> tuple:
+    """(G, the groups' spans, each level's output buffer name) for a forward on ``x0``.
+
+    Kept on the model per (batch, dtype, device, cls_only, reduced, branch_group): the
+    rule reads shapes and constants only, and working it out again on every call cost
+    about 20 us, which the fused execution at K 1, batch 1 paid where the loop does not.
+    Not kept inside torch.compile, which traces the rule into constants itself.
+    """
+    key = (x0.shape[0], x0.dtype, x0.device, cls_only, reduced, model.branch_group)
+    kept = None if torch.compiler.is_compiling() else model.__dict__.get("_schedules")
+    if kept is not None and key in kept:
+        return kept[key]
+    K, last = model.num_branches, len(model.blocks) - 1
+    G = branch_plan(model, x0.shape[0], x0.dtype, x0.device, cls_only)["fused_group"]
+    spans = tuple((k, min(K, k + G)) for k in range(0, K, G))
+    outs = tuple(f"level-out-{i % 2}" for i in range(last)) + ("last-out" if reduced else None,)
+    plan = (G, spans, outs)
+    if not torch.compiler.is_compiling():
+        model.__dict__.setdefault("_schedules", {})[key] = plan
+    return plan
+
+
 def run_levels(model, x0: Tensor, cls_only: bool,
                reduce: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     """Every fused level for all branches, group by group.
@@ -145,14 +167,12 @@ def run_levels(model, x0: Tensor, cls_only: bool,
     (:mod:`paraformer.workspace`), level outputs alternating between two buffers; the
     last level's output is fresh memory unless ``reduce`` makes a new tensor of it.
     """
-    blocks, K = model.blocks, model.num_branches
-    G = branch_plan(model, x0.shape[0], x0.dtype, x0.device, cls_only)["fused_group"]
-    last = len(blocks) - 1
-    spans = [(k, min(K, k + G)) for k in range(0, K, G)]
+    blocks = model.blocks
+    _, spans, outs = _schedule(model, x0, cls_only, reduce is not None)
+    last = len(outs) - 1
     # the shared input's norm, once for every group
     ws = workspace_for(model, x0)
-    xhat0 = None if G == K else norm_without_affine(x0, blocks[0].norm1.eps, ws)
-    outs = [f"level-out-{i % 2}" for i in range(last)] + [None if reduce is None else "last-out"]
+    xhat0 = None if len(spans) == 1 else norm_without_affine(x0, blocks[0].norm1.eps, ws)
     parts = []
     for span in spans:
         x = x0

@@ -147,8 +147,18 @@ class ParallelBlock(nn.Module):
         self.norm2 = StackedLayerNorm(K, dim, **fk)
         self.fc1 = StackedLinear(K, dim, mlp_dim, **fk)
         self.fc2 = StackedLinear(K, mlp_dim, dim, **fk)
-        # (layout, parameter key, folded weights), kept by the fused execution for inference
+        # (layout, parameter key, folded weights, their views shaped per group), kept by
+        # the fused execution for inference (paraformer.folds)
         self._fold_cache = None
+
+    def __getstate__(self) -> dict:
+        """Pickles and deep copies leave the fold cache behind: the copy's parameters are
+        other tensors, so it would be made again anyway, and its shaped views of the
+        parameters, made under inference_mode, cannot be copied once a parameter was
+        updated outside it."""
+        state = super().__getstate__()
+        state["_fold_cache"] = None
+        return state
 
     def _drop(self, x: Tensor) -> Tensor:
         if self.training and self.drop_rate > 0.0:

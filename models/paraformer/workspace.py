@@ -25,11 +25,15 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-__all__ = ["Workspace", "workspace_for"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["Workspace", "kept", "workspace_for"]
 
 
 class Workspace:
@@ -39,6 +43,8 @@ class Workspace:
         self._flat: dict[str, Tensor] = {}
         #: (name, shape, dtype, inference mode) -> the view take() returned for them
         self._views: dict[tuple, Tensor] = {}
+        #: (a level's call signature, inference mode) -> the views it derives from buffers
+        self._level_views: dict[tuple, dict] = {}
         self._ones: Tensor | None = None
 
     def take(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
@@ -56,12 +62,24 @@ class Workspace:
         flat = self._flat.get(name)
         if (flat is None or flat.numel() < n or flat.dtype != like.dtype
                 or flat.device != like.device or flat.is_inference() != inference):
+            if flat is not None:
+                # views of the buffer this one replaces would keep it alive: forget them
+                self._views = {k: v for k, v in self._views.items() if k[0] != name}
+                self._level_views.clear()
             flat = torch.empty(n, dtype=like.dtype, device=like.device)
             self._flat[name] = flat
-            # views of the buffer this one replaces would keep it alive: forget them
-            self._views = {k: v for k, v in self._views.items() if k[0] != name}
         view = self._views[key] = flat[:n].view(shape)
         return view
+
+    def views(self, signature: tuple) -> dict:
+        """The views a fused level derives from its buffers (k and v out of the kv GEMM's
+        output, the accumulators' rows) for one call ``signature``: a dict it fills on
+        its first call and reads on the next, valid until a buffer is replaced."""
+        key = (signature, torch.is_inference_mode_enabled())
+        views = self._level_views.get(key)
+        if views is None:
+            views = self._level_views[key] = {}
+        return views
 
     def ones(self, n: int, like: Tensor) -> Tensor:
         """``n`` ones of ``like``'s dtype and device, made once: the unit weight the
@@ -87,3 +105,16 @@ def workspace_for(model, x: Tensor) -> Workspace | None:
     if ws is None:
         ws = spaces[ident] = Workspace()
     return ws
+
+
+def kept(views: dict | None, name: str, make: Callable[[], Tensor | tuple]):
+    """``make()``, a view of a workspace buffer, kept in ``views`` (those of one call
+    signature, :meth:`Workspace.views`) where there are any: a view costs about 2 us to
+    make, and a fused level makes a dozen on every call, where the loop at K 1 makes
+    none. ``make`` must derive from buffers only, never from a fresh tensor."""
+    if views is None:
+        return make()
+    view = views.get(name)
+    if view is None:
+        view = views[name] = make()
+    return view
