@@ -28,6 +28,11 @@ level, before and after this plan, are in :func:`paraformer.analytic.level_traff
   x0, the GEMM outputs, the accumulators and (where the attention kernel did not
   write rows) the heads' copy are written with ``out=``
   into buffers the next group and the next call reuse, so the pages stay mapped.
+* **Views made once.** The views a level reads its weights through
+  (:func:`paraformer.folds.level_weights`) and those it derives from its buffers (k and
+  v of the kv GEMM, the accumulators' rows; :meth:`Workspace.views`) are kept per call
+  signature: about 2 us each, a dozen a level, which at K 1, batch 1 had made the fused
+  execution's Python dearer than the loop's.
 
 A level runs branches ``span`` (all K, or one group of :mod:`paraformer.groups`, which
 sizes groups to the cache) with views of the stacked weights: the same plan per group.
