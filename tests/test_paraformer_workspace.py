@@ -203,8 +203,8 @@ def test_level_views_are_made_once_and_follow_grown_buffers(execution, monkeypat
     made = []
     real = workspace.kept
 
-    def counting(views, name, make):
-        return real(views, name, lambda: made.append(name) or make())
+    def counting(views, name, base, make):
+        return real(views, name, base, lambda: made.append(name) or make())
 
     monkeypatch.setattr(workspace, "kept", counting)
     import paraformer.embedding as embedding
@@ -239,3 +239,20 @@ def test_with_dropout_outside_autograd_the_output_is_never_a_kept_view():
     assert rel_err(outs[False, 1], outs[False, 2]) > 1e-3  # the draws differ
     for seed in (1, 2):
         assert rel_err(outs[False, seed], outs[True, seed]) < RTOL
+
+
+def test_kept_views_are_made_again_for_another_buffer():
+    """Views kept for a call signature are returned only while their buffer is the one
+    they were made from: after a buffer is replaced they are made from the new one."""
+    from paraformer.workspace import Workspace, kept
+
+    ws, like = Workspace(), torch.empty(0)
+    with torch.inference_mode():
+        views = ws.views(("sig",))
+        a = ws.take("a", (2, 3), like)
+        first = kept(views, "rows", a, lambda: a.view(3, 2))
+        assert kept(views, "rows", a, lambda: a.view(3, 2)) is first
+        b = ws.take("b", (2, 3), like)
+        again = kept(views, "rows", b, lambda: b.view(3, 2))
+        assert again is not first and again.data_ptr() == b.data_ptr()
+        assert kept(None, "rows", a, lambda: a.view(6)).shape == (6,)  # nothing kept

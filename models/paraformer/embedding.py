@@ -100,8 +100,8 @@ def embed_for_levels(model: ParaFormer, x: Tensor) -> Tensor:
     B, D = x.shape[0], model.embed_dim
     x0 = ws.take("x0", (B, model.num_tokens, D), tokens)
     views = ws.views(("x0", B, tokens.dtype))
-    cls_row = kept(views, "cls", lambda: x0[:, :1])
-    token_rows = kept(views, "tokens", lambda: x0[:, 1:])
+    cls_row = kept(views, "cls", x0, lambda: x0[:, :1])
+    token_rows = kept(views, "tokens", x0, lambda: x0[:, 1:])
     params = model._parameters
     pos = params["pos_embed"]
     torch.add(tokens, pos[:, 1:], out=token_rows)

@@ -130,16 +130,16 @@ def _attend_shared(blk, w: dict, xhat: Tensor, cls_only: bool, G: int,
     if G == K:
         kv = _mm(rows, w["kv_w"], w["kv_b"], _into(ws, "kv", (B * N, 2 * K * inner), rows))
         # [B, K*H, N, dh] each
-        k, v = _kept(c, "kv", lambda: kv.view(B, N, 2, K * H, dh).permute(2, 0, 3, 1, 4).unbind(0))
+        k, v = _kept(c, "kv", kv, lambda: kv.view(B, N, 2, K * H, dh).permute(2, 0, 3, 1, 4).unbind(0))
     else:
         kb = _mm(rows, w["k_w"], w["k_b"], _into(ws, "k", (B * N, G * inner), rows))
         vb = _mm(rows, w["v_w"], w["v_b"], _into(ws, "v", (B * N, G * inner), rows))
-        k = _kept(c, "k", lambda: kb.view(B, N, G * H, dh).transpose(1, 2))
-        v = _kept(c, "v", lambda: vb.view(B, N, G * H, dh).transpose(1, 2))
+        k = _kept(c, "k", kb, lambda: kb.view(B, N, G * H, dh).transpose(1, 2))
+        v = _kept(c, "v", vb, lambda: vb.view(B, N, G * H, dh).transpose(1, 2))
     q_rows = xhat[:, 0] if cls_only else rows
     n = 1 if cls_only else N
     qb = torch.addmm(w["q_b"], q_rows, w["q_w"], out=_into(ws, "q", (B * n, G * inner), rows))
-    q = _kept(c, "q", lambda: qb.view(B, n, G * H, dh).transpose(1, 2))
+    q = _kept(c, "q", qb, lambda: qb.view(B, n, G * H, dh).transpose(1, 2))
     o = _attention(blk, q, k, v)  # [B, G*H, n, dh]
     # [B, n, G, H*dh] rows, read per branch as a strided [G, B*n, I] view
     return _merge_heads(o, ws).view(B * n, G, H * dh).transpose(0, 1)
@@ -159,11 +159,11 @@ def _attend_branches(blk, w: dict, xhat: Tensor, cls_only: bool, G: int,
     kv = (torch.bmm(rows, w["kv_w"], out=kv) if w["kv_b"] is None
           else torch.baddbmm(w["kv_b"], rows, w["kv_w"], out=kv))
     # [G*B, H, N, dh] each
-    k, v = _kept(c, "kv", lambda: kv.view(G * B, N, 2, H, dh).permute(2, 0, 3, 1, 4).unbind(0))
+    k, v = _kept(c, "kv", kv, lambda: kv.view(G * B, N, 2, H, dh).permute(2, 0, 3, 1, 4).unbind(0))
     q_rows = xhat[:, :, 0] if cls_only else rows
     n = 1 if cls_only else N
     qb = torch.baddbmm(w["q_b"], q_rows, w["q_w"], out=_into(ws, "q", (G, B * n, H * dh), rows))
-    q = _kept(c, "q", lambda: qb.view(G * B, n, H, dh).transpose(1, 2))
+    q = _kept(c, "q", qb, lambda: qb.view(G * B, n, H, dh).transpose(1, 2))
     o = _attention(blk, q, k, v)  # [G*B, H, n, dh]
     return _merge_heads(o, ws).view(G, B * n, H * dh)
 
@@ -185,7 +185,7 @@ def _sublayer(blk, norm_w4: Tensor, bias4: Tensor, x: Tensor, xhat: Tensor, y_in
     else:
         acc = torch.addcmul(bias4, xhat, norm_w4, out=out)
     G, D = acc.shape[0], acc.shape[-1]
-    rows = _kept(c, name, lambda: acc.view(G, -1, D))
+    rows = _kept(c, name, acc, lambda: acc.view(G, -1, D))
     if dropping:
         y = torch.baddbmm(y_b.unsqueeze(1), y_in, y_w)
         return (rows + F.dropout(y, blk.drop_rate, True)).view(acc.shape)
@@ -244,4 +244,4 @@ def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False,
     kept = None if out is None or dropping else c
     x = _sublayer(blk, w["n2_w4"], w["fc2_acc"], x, xhat, h, w["fc2_w"], w["fc2_b"],
                   dropping, _into(ws, out, (G, B, n, D), x), kept, "out")
-    return _kept(kept, "out-cls", lambda: x.view(G, B, D)) if cls_only else x
+    return _kept(kept, "out-cls", x, lambda: x.view(G, B, D)) if cls_only else x

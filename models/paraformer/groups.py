@@ -134,7 +134,7 @@ def branch_plan(model, batch: int, dtype: torch.dtype, device: torch.device,
 
 
 def _schedule(model, x0: Tensor, cls_only: bool, reduced: bool) -> tuple:
-    """(G, the groups' spans, each level's output buffer name) for a forward on ``x0``.
+    """(the groups' spans, each level's output buffer name) for a forward on ``x0``.
 
     Kept on the model per (batch, dtype, device, cls_only, reduced, branch_group): the
     rule reads shapes and constants only, and working it out again on every call cost
@@ -149,7 +149,7 @@ def _schedule(model, x0: Tensor, cls_only: bool, reduced: bool) -> tuple:
     G = branch_plan(model, x0.shape[0], x0.dtype, x0.device, cls_only)["fused_group"]
     spans = tuple((k, min(K, k + G)) for k in range(0, K, G))
     outs = tuple(f"level-out-{i % 2}" for i in range(last)) + ("last-out" if reduced else None,)
-    plan = (G, spans, outs)
+    plan = (spans, outs)
     if not torch.compiler.is_compiling():
         model.__dict__.setdefault("_schedules", {})[key] = plan
     return plan
@@ -168,7 +168,7 @@ def run_levels(model, x0: Tensor, cls_only: bool,
     last level's output is fresh memory unless ``reduce`` makes a new tensor of it.
     """
     blocks = model.blocks
-    _, spans, outs = _schedule(model, x0, cls_only, reduce is not None)
+    spans, outs = _schedule(model, x0, cls_only, reduce is not None)
     last = len(outs) - 1
     # the shared input's norm, once for every group
     ws = workspace_for(model, x0)

@@ -107,14 +107,16 @@ def workspace_for(model, x: Tensor) -> Workspace | None:
     return ws
 
 
-def kept(views: dict | None, name: str, make: Callable[[], Tensor | tuple]):
-    """``make()``, a view of a workspace buffer, kept in ``views`` (those of one call
-    signature, :meth:`Workspace.views`) where there are any: a view costs about 2 us to
-    make, and a fused level makes a dozen on every call, where the loop at K 1 makes
-    none. ``make`` must derive from buffers only, never from a fresh tensor."""
+def kept(views: dict | None, name: str, base: Tensor, make: Callable[[], Tensor | tuple]):
+    """``make()``, views derived from the workspace buffer ``base``, kept in ``views``
+    (those of one call signature, :meth:`Workspace.views`) where there are any, and
+    made again if ``base`` is no longer the buffer they were made from. A view costs
+    about 2 us to make, and a fused level makes a dozen on every call, where the loop
+    at K 1 makes none. ``base`` must be a buffer (:meth:`Workspace.take`), never a
+    fresh tensor: the next call would read the views of this one's."""
     if views is None:
         return make()
-    view = views.get(name)
-    if view is None:
-        view = views[name] = make()
-    return view
+    entry = views.get(name)
+    if entry is None or entry[0] is not base:
+        entry = views[name] = (base, make())
+    return entry[1]
