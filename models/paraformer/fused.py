@@ -216,10 +216,10 @@ def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False,
     w = level_weights(blk, shared, span, dropping)
     # views of this call's buffers, the same on every call with this signature
     c = None if ws is None else ws.views((blk, shared, span, cls_only, B, N, x.dtype, out))
-    norms = blk._modules
+    modules = blk._modules
 
     if xhat is None:
-        xhat = norm_without_affine(x, norms["norm1"].eps, ws)
+        xhat = norm_without_affine(x, modules["norm1"].eps, ws)
     attend = _attend_shared if shared else _attend_branches
     o = attend(blk, w, xhat, cls_only, G, ws, c)  # [G, B*n, I]
     if cls_only:
@@ -228,7 +228,7 @@ def fused_level(blk: ParallelBlock, x: Tensor, cls_only: bool = False,
     x = _sublayer(blk, w["n1_w4"], w["proj_acc"], x, xhat, o, w["proj_w"], w["proj_b"],
                   dropping, _into(ws, "mid", (G, B, n, D), x), c, "mid")
 
-    xhat = norm_without_affine(x, norms["norm2"].eps, ws)
+    xhat = norm_without_affine(x, modules["norm2"].eps, ws)
     rows = xhat.view(G, B * n, D)
     M = w["fc1_w"].shape[-1]
     # bias + GELU: one kernel after bmm, unless this model runs "fused-2pass"
