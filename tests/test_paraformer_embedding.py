@@ -1,5 +1,6 @@
 """The patch embedding's kept parts (paraformer.embedding): the contiguous conv kernel,
-kept until the weight changes, and x0 written into the fused levels' workspace.
+kept until the weight changes, and x0 written into the fused levels' workspace by one
+GEMM over the patches.
 
 CPU only, tiny configurations (those of test_paraformer).
 """
@@ -22,11 +23,32 @@ def test_x0_for_the_levels_is_the_embedding_in_one_kept_buffer(patch, mode):
     m = build(patch_size=patch).eval()
     with mode():
         first = embed_for_levels(m, images(3))
-        assert torch.equal(first, m.embed(images(3)))
+        assert close(first, m.embed(images(3)))
         again = embed_for_levels(m, images(3, seed=2))
         assert again.data_ptr() == first.data_ptr()  # the same memory, call after call
-        assert torch.equal(again, m.embed(images(3, seed=2)))
+        assert close(again, m.embed(images(3, seed=2)))
         assert m.embed(images(3)).data_ptr() != first.data_ptr()  # the public one: fresh
+
+
+@pytest.mark.parametrize("patch", [8, (4, 8)])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_x0_for_the_levels_is_the_authors_linear_over_patches(patch, layout):
+    """The GEMM's patch rows are in the kernel's (c p1 p2) order, not the authors'
+    (p1 p2 c): the result must still be their Linear over their patches, whatever the
+    image's memory layout, and a smaller batch after a larger one must read its own."""
+    m = build(patch_size=patch).eval()
+    for batch in (3, 1):
+        x = images(batch)
+        if layout == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
+        elif layout == "strided":
+            x = torch.cat((x, x), dim=3)[..., ::2]  # every other column of a wider image
+        B, C, _, _ = x.shape
+        (ph, pw), (gh, gw) = m.patch_size, m.grid_size
+        patches = x.reshape(B, C, gh, ph, gw, pw).permute(0, 2, 4, 3, 5, 1).reshape(B, gh * gw, -1)
+        with torch.no_grad():
+            want = torch.cat((m.cls_token.expand(B, -1, -1), m.patch_embed(patches)), 1) + m.pos_embed
+            assert close(embed_for_levels(m, x), want)
 
 
 def test_x0_is_fresh_where_dropout_or_autograd_act():
@@ -86,3 +108,8 @@ def test_pickles_leave_the_kept_kernel_behind():
         m(images(2))
     assert "_patch_kernel_kept" in m.__dict__
     assert "_patch_kernel_kept" not in pickle.loads(pickle.dumps(m)).__dict__
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    # a GEMM and a convolution sum in different orders: equal up to fp32 rounding
+    return torch.allclose(a, b, rtol=1e-5, atol=1e-5)

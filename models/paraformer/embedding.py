@@ -4,7 +4,9 @@ The authors' Linear over patches flattened (p1 p2 c) is a convolution of stride 
 kernel is that Linear's weight read as ``[D, p1, p2, c] -> [D, c, p1, p2]``: the same
 function and parameters, without first copying the image into patch order (the copy
 cost 1.9 of the 6.9 ms the embedding took at ViT-S width, batch 8, on 2 CPU threads;
-timm's ViT embeds this way).
+timm's ViT embeds this way). Where x0 is written into the fused levels' workspace, the
+patches are copied in the kernel's (c p1 p2) order instead and go through one GEMM
+(:func:`embed_for_levels`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .workspace import kept, workspace_for
 
 if TYPE_CHECKING:
     from .model import ParaFormer
+    from .workspace import Workspace
 
 __all__ = ["embed", "embed_for_levels"]
 
@@ -86,24 +89,48 @@ def embed(model: ParaFormer, x: Tensor) -> Tensor:
     return model.emb_drop(x0 + model.pos_embed)
 
 
+def _patch_rows(model: ParaFormer, x: Tensor, ws: Workspace) -> Tensor:
+    """x's patches ``[B, N, c*p1*p2]`` in a workspace buffer, each flattened in the kept
+    kernel's (c p1 p2) order: rows of p2 pixels that lie side by side in the image, so
+    the copy moves runs of p2 values (at ViT-S width, batch 8, 0.3 ms; in the authors'
+    (p1 p2 c) order, whose runs are one value long, 1.9 ms)."""
+    _check_images(model, x)
+    B, C, H, W = x.shape
+    (ph, pw), (gh, gw) = model.patch_size, model.grid_size
+    rows = ws.take("patches", (B, gh * gw, C * ph * pw), x)
+    blocks = x.unflatten(2, (gh, ph)).unflatten(4, (gw, pw)).permute(0, 2, 4, 1, 3, 5)
+    rows.view(B, gh, gw, C, ph, pw).copy_(blocks)
+    return rows
+
+
 def embed_for_levels(model: ParaFormer, x: Tensor) -> Tensor:
-    """x0 for the fused levels: on a CPU without autograd, written into the workspace
-    (:mod:`paraformer.workspace`) with the positions added in the same pass, instead of
-    a concatenation and a sum into fresh memory on every call (at ViT-S width, batch 8,
-    2 threads the fresh tensors' page faults made the embedding take 11.1 ms, of which
-    the convolution was 6.6). The levels only read x0, and a forward never returns it.
+    """x0 for the fused levels. On a CPU without autograd it is written into the
+    workspace (:mod:`paraformer.workspace`), instead of a concatenation and a sum into
+    fresh memory on every call (at ViT-S width, batch 8, 2 threads the fresh tensors'
+    page faults made the embedding take 11.1 ms, of which the convolution was 6.6).
+    The levels only read x0, and a forward never returns it.
+
+    There the patches go through the authors' Linear as one GEMM, with the positions
+    and the Linear's bias added by the GEMM itself, instead of the strided convolution
+    of :func:`embed`: at ViT-S width, 2 threads, the convolution took 0.94, 9.0 and
+    35.4 ms at batch 1, 8 and 32, the copy into patches plus the GEMM 0.80, 6.2 and
+    26.8 ms (oneDNN's convolution with a stride as large as its kernel does not reach
+    the GEMM's speed on this kind of CPU).
     """
     ws = workspace_for(model, x)
     if ws is None or (model.training and model.emb_drop.p > 0.0):
         return embed(model, x)
-    tokens = _patch_tokens(model, x)
-    B, D = x.shape[0], model.embed_dim
-    x0 = ws.take("x0", (B, model.num_tokens, D), tokens)
-    views = ws.views(("x0", B, tokens.dtype))
+    rows = _patch_rows(model, x, ws)
+    B, N, D = x.shape[0], model.num_patches, model.embed_dim
+    x0 = ws.take("x0", (B, N + 1, D), rows)
+    views = ws.views(("x0", B, rows.dtype))
     cls_row = kept(views, "cls", x0, lambda: x0[:, :1])
     token_rows = kept(views, "tokens", x0, lambda: x0[:, 1:])
     params = model._parameters
     pos = params["pos_embed"]
-    torch.add(tokens, pos[:, 1:], out=token_rows)
+    addend = ws.take("patch_addend", (N, D), rows)
+    torch.add(pos[0, 1:], model.patch_embed.bias, out=addend)
+    weight = patch_kernel(model).view(D, -1).t()  # [c*p1*p2, D]
+    torch.baddbmm(addend, rows, weight.expand(B, -1, -1), out=token_rows)
     torch.add(params["cls_token"].expand(B, 1, D), pos[:, :1], out=cls_row)
     return x0
