@@ -183,6 +183,22 @@ def test_input_gradients_after_inference_mode_forward():
     assert grads[0].norm() > 0 and rel_err(grads[0], grads[1]) < RTOL
 
 
+@pytest.mark.parametrize("execution", ["fused", "fused-2pass", "least-work"])
+def test_a_model_built_under_inference_mode_runs_and_follows_its_weights(execution):
+    """Parameters made under inference_mode have no version counter: such a model must
+    run (not raise on keying its folded weights), match the loop, and follow weights
+    changed in place inside the mode."""
+    x = images(2)
+    with torch.inference_mode():
+        m = build(num_branches=3, branch_depth=2, execution=execution).eval()
+        loop = build(num_branches=3, branch_depth=2, execution="loop").eval()
+        assert rel_err(m(x), loop(x)) < RTOL
+        for model in (m, loop):
+            model.blocks[0].fc1.weight.mul_(1.5)
+            model.norm.bias.add_(0.25)
+        assert rel_err(m(x), loop(x)) < RTOL
+
+
 def _compile_capturing(model):
     """torch.compile with a backend that keeps Dynamo's graphs (and runs them as traced)."""
     graphs = []

@@ -77,7 +77,9 @@ def folded(blk: ParallelBlock, shared: bool,
     """
     params = params or _fold_params(blk)
     keep_kv_bias = blk.training and blk.attn_drop_rate > 0.0
-    if autograd_records(*params):
+    # (parameters made under inference_mode have no version counter to key on: such a
+    # model, built inside the mode, folds on every call, as the embedding's kernel does)
+    if autograd_records(*params) or any(p.is_inference() for p in params):
         return _compute_folds(blk, shared, keep_kv_bias)
     # (layout, parameter key, tensors): Dynamo reads the layout only, so its guards do
     # not hold the parameters' versions (a guard on them would recompile on each update)
