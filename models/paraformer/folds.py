@@ -77,9 +77,7 @@ def folded(blk: ParallelBlock, shared: bool,
     """
     params = params or _fold_params(blk)
     keep_kv_bias = blk.training and blk.attn_drop_rate > 0.0
-    # (parameters made under inference_mode have no version counter to key on: such a
-    # model, built inside the mode, folds on every call, as the embedding's kernel does)
-    if autograd_records(*params) or any(p.is_inference() for p in params):
+    if autograd_records(*params):
         return _compute_folds(blk, shared, keep_kv_bias)
     # (layout, parameter key, tensors): Dynamo reads the layout only, so its guards do
     # not hold the parameters' versions (a guard on them would recompile on each update)
@@ -90,6 +88,10 @@ def folded(blk: ParallelBlock, shared: bool,
         return _compute_folds(blk, shared, keep_kv_bias)
     if cache is not None and torch.is_grad_enabled() and _made_in_inference_mode(cache[2]):
         cache = None  # autograd may record the input (a saliency map): it cannot save these
+    if any(p.is_inference() for p in params):
+        # made under inference_mode, they have no version counter to key on: such a
+        # model (built inside the mode) folds on every call, as the embedding's kernel does
+        return _compute_folds(blk, shared, keep_kv_bias)
     key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
     if cache is not None and cache[0] == layout and cache[1] == key:
         return cache[2]
