@@ -85,6 +85,25 @@ def test_a_worker_importing_another_tree_is_refused(tmp_path):
     assert "not from" in json.loads(out.stdout)["error"]
 
 
+def _other_paraformer(tmp_path) -> Path:
+    """A directory holding another `paraformer` (as another clone's editable install
+    would provide it)."""
+    (tmp_path / "other" / "paraformer").mkdir(parents=True)
+    (tmp_path / "other" / "paraformer" / "__init__.py").write_text("OTHER = True\n")
+    return tmp_path / "other"
+
+
+def test_parabench_measures_the_paraformer_of_its_own_tree(tmp_path):
+    """Found first on the path, another tree's paraformer would be measured under this
+    tree's commit: importing parabench (as the CLI and every worker do before anything
+    else) puts its own models/ ahead of it."""
+    env = {**os.environ, "PYTHONPATH": str(_other_paraformer(tmp_path))}
+    out = subprocess.run([sys.executable, "-c", "import parabench, paraformer; print(paraformer.__file__)"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()).resolve() == ROOT / "models" / "paraformer" / "__init__.py"
+
+
 def test_a_commit_without_the_worker_is_refused(tmp_path):
     with pytest.raises(UsageError, match="predates the interleave worker"):
         checkouts.find_worker(checkouts.Tree("v0.1", tmp_path, "0123456789abcdef", False))
