@@ -111,6 +111,16 @@ def test_the_rule_fills_the_budget_and_stays_within_one_and_k():
     assert groups.choose_group(12, 10, 50) == 4  # room for 5: three groups of 4
 
 
+def test_the_default_budget_runs_two_vit_s_branches_at_batch_8_on_32_mib(monkeypatch):
+    """Five eighths of a 32 MiB cache (20 MiB) holds two of ViT-S's 9.7 MB branches at
+    batch 8 (measured faster than one at a time), never three (29 MB, measured slower)."""
+    monkeypatch.setattr(groups, "CACHE_BYTES", 32 * 2**20)
+    m = ParaFormer(embed_dim=384, num_heads=6, head_dim=64, mlp_dim=1536, num_branches=12,
+                   branch_depth=1, device="meta")
+    plan = m.branch_plan(8, torch.float32, torch.device("cpu"))
+    assert plan["fused_group"] == 2 and plan["fused_budget_bytes"] == 20 * 2**20
+
+
 def test_plan_at_vit_s_width_shrinks_the_group_with_the_batch(monkeypatch):
     """ViT-S width (N 197, M 1536, float32): one branch's FFN intermediate is 1.21 MB per
     image; against a 16 MiB budget batch 1 runs all 12 branches at once, batch 8 (9.7 MB
