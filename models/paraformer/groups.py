@@ -22,7 +22,8 @@ The rule (:func:`choose_group`)::
 Why five eighths of the cache: at ViT-S width, batch 8 (9.7 MB a branch, 32 MiB cache),
 on a quiet machine, fused models alternating in one process, two branches at a time
 (19.4 MB) took 0.974, 0.983 and 0.981 of one branch's time at K 4, 12 and 24, and three
-(29 MB) 1.16 at K 12; at batch 1 (1.2 MB a branch) all twelve took 0.89 of one. The
+(29 MB) 1.16 at K 12; at batch 1 (1.2 MB a branch) all twelve had taken 0.89 of the
+loop's time and one 0.99 (load 2.2-2.4 while tests ran: indicative only). The
 rest of the cache holds the weights and the other activations of a level beside the
 largest one. (Half the cache, the budget before, ran those cells one branch at a time:
 0.98-1.00 of the loop's time, where two a time leaves more room below it.)
