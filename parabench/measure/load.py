@@ -9,7 +9,11 @@ machine's figure. A window records, around a measurement:
 * the 1-minute load average before and after (``os.getloadavg``);
 * ``other_cpu_s``: CPU seconds that other processes used during the window, the
   machine's busy time (``/proc/stat``: user, nice, system, irq, softirq) minus this
-  process's own (``os.times``, waited-for children included);
+  process's own (``os.times``, waited-for children included). Both are read in clock
+  ticks (10 ms), so a quiet window reads a tick or so either side of zero, and the
+  figure is kept signed: an interleaved record sums 21 or more turns, and clipping each
+  at zero kept only the positive half of that error (200 quiet 20 ms windows summed to
+  0.23 s of phantom CPU clipped, -0.01 s signed). Text shows it clipped at zero.
 * ``busy``: other heavy work ran beside the measurement. The measured process keeps
   ``threads`` cores busy, so the machine's load is ``threads`` plus what the others
   used; busy is that load above ``threads + BUSY_MARGIN``: other processes kept more
@@ -31,13 +35,14 @@ import os
 import time
 
 __all__ = ["BUSY_MARGIN", "LoadWindow", "busy", "judge", "load_columns", "load_text",
-           "peak_load"]
+           "peak_load", "shown_cpu_s"]
 
 #: Load above the measured threads by more than this marks a figure as busy.
 BUSY_MARGIN = 0.5
-#: Shortest window whose CPU seconds decide: CPU time is counted in clock ticks (10 ms),
-#: so a few ticks of error over a shorter window would read as a busy core.
-MIN_CPU_WINDOW_S = 0.5
+#: Shortest window whose CPU seconds decide: CPU time is counted in clock ticks (10 ms);
+#: quiet windows read within a tick of zero, so over 0.2 s the half-core threshold
+#: (0.1 s) is ten ticks clear of that error. Shorter, the load average decides.
+MIN_CPU_WINDOW_S = 0.2
 
 
 def _load_1m() -> float | None:
@@ -111,7 +116,7 @@ class LoadWindow:
         if self._start is None:
             raise RuntimeError("LoadWindow.result() before the window was opened")
         (l0, m0, o0, t0), (l1, m1, o1, t1) = self._start, self._end or self._sample()
-        other = None if m0 is None or m1 is None else round(max(0.0, (m1 - m0) - (o1 - o0)), 2)
+        other = None if m0 is None or m1 is None else round((m1 - m0) - (o1 - o0), 2)
         cond = {"load_1m_before": l0, "load_1m_after": l1, "other_cpu_s": other,
                 "load_window_s": round(t1 - t0, 2), "load_threads": self.threads}
         return {**cond, "busy": judge(cond)}
@@ -124,7 +129,14 @@ def load_text(cond: dict) -> str:
 
     return (f"load {num(cond.get('load_1m_before'), '.2f')}->"
             f"{num(cond.get('load_1m_after'), '.2f')}, others "
-            f"{num(cond.get('other_cpu_s'), '.1f')} s" + (" BUSY" if cond.get("busy") else ""))
+            f"{num(shown_cpu_s(cond.get('other_cpu_s')), '.1f')} s"
+            + (" BUSY" if cond.get("busy") else ""))
+
+
+def shown_cpu_s(v: float | None) -> float | None:
+    """Other processes' CPU seconds as text shows them: a signed tick error below zero
+    reads as none."""
+    return None if v is None else max(0.0, v)
 
 
 def load_columns(df):

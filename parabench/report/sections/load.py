@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...measure.load import BUSY_MARGIN
+from ...measure.load import BUSY_MARGIN, shown_cpu_s
 from ..content import Table, fmt
 
 __all__ = ["BUSY_MARK", "BUSY_NOTE", "is_busy", "load_bullets", "load_table"]
@@ -36,7 +36,8 @@ def load_bullets(ok: pd.DataFrame) -> list[str]:
     other = pd.to_numeric(ok["other_cpu_s"], errors="coerce").dropna()
     out = [f"Load during measurement: 1-minute load average {fmt(loads.min())} to "
            f"{fmt(loads.max())} over {len(loads)} of {len(ok)} points"
-           + (f"; other processes used {fmt(other.min())} to {fmt(other.max())} CPU seconds "
+           + (f"; other processes used {fmt(shown_cpu_s(other.min()))} to "
+              f"{fmt(shown_cpu_s(other.max()))} CPU seconds "
               "per point" if not other.empty else "") + "."]
     n = int(ok["busy"].map(is_busy).sum())
     if n:
@@ -54,7 +55,7 @@ def load_table(records: pd.DataFrame) -> Table | None:
         other = pd.to_numeric(g["other_cpu_s"], errors="coerce").dropna()
         rows.append([str(run), str(len(g)),
                      f"{fmt(loads.min())}–{fmt(loads.max())}" if len(loads) else "–",
-                     fmt(other.sum()) if len(other) else "–",
+                     fmt(shown_cpu_s(other.sum())) if len(other) else "–",
                      str(int(g["busy"].map(is_busy).sum()))])
     return Table("Load during measurement (per run)", ["run", "points", "1-minute load",
                  "other processes' CPU s (sum)", f"busy points ({BUSY_MARK})"], rows,
