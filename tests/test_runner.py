@@ -32,7 +32,8 @@ def test_sweep_records_every_point_with_stats_params_flops(tmp_path):
     # every figure says how loaded the machine was; fused rows say how branches were grouped
     for e in df.extra:
         assert e["load_threads"] == torch.get_num_threads() and e["busy"] in (True, False)
-        assert e["load_1m_after"] >= 0 and e["other_cpu_s"] >= 0
+        # signed: a quiet window reads a clock tick or two either side of zero
+        assert e["load_1m_after"] >= 0 and e["other_cpu_s"] > -0.05
     fused = df[df.family == "paraformer-fused"].extra
     assert all(1 <= e["fused_group"] <= 2 and e["fused_budget_bytes"] > 0 for e in fused)
     assert not any("fused_group" in e for e in df[df.family == "vit"].extra)
