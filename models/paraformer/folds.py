@@ -19,6 +19,8 @@ from torch import Tensor, nn
 from .epilogue import autograd_records
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .layers import ParallelBlock, StackedLayerNorm, StackedLinear
 
 __all__ = ["folded", "level_weights", "refresh_folds"]
@@ -86,9 +88,10 @@ def folded(blk: ParallelBlock, shared: bool,
         if cache is not None and cache[0] == layout:
             return cache[2]
         return _compute_folds(blk, shared, keep_kv_bias)
-    if cache is not None and torch.is_grad_enabled() and _made_in_inference_mode(cache[2]):
+    if (cache is not None and torch.is_grad_enabled()
+            and _made_in_inference_mode(cache[2].values())):
         cache = None  # autograd may record the input (a saliency map): it cannot save these
-    if any(p.is_inference() for p in params):
+    if _made_in_inference_mode(params):
         # made under inference_mode, they have no version counter to key on: such a
         # model (built inside the mode) folds on every call, as the embedding's kernel does
         return _compute_folds(blk, shared, keep_kv_bias)
@@ -172,8 +175,8 @@ def _shaped(blk: ParallelBlock, f: dict, shared: bool, span: tuple[int, int],
     return out
 
 
-def _made_in_inference_mode(tensors: dict[str, Tensor | None]) -> bool:
-    return any(t is not None and t.is_inference() for t in tensors.values())
+def _made_in_inference_mode(tensors: Iterable[Tensor | None]) -> bool:
+    return any(t is not None and t.is_inference() for t in tensors)
 
 
 def _same_layout(old: dict[str, Tensor | None], new: dict[str, Tensor]) -> bool:
